@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     tokens: Mutex<HashMap<String, HeaderValue>>,
     /// Base URL (`https://host`) each host answered on.
     bases: Mutex<HashMap<String, String>>,
+    /// Limits blob transfers of this client running at once.
+    pub(crate) transfers: tokio::sync::Semaphore,
 }
 
 /// One place a repository can be fetched from: a mirror or the registry itself.
@@ -77,9 +79,10 @@ impl Registry {
             inner: Arc::new(Inner {
                 http: build(false).map_err(http_err)?,
                 http_insecure: build(true).map_err(http_err)?,
-                options,
                 tokens: Mutex::new(HashMap::new()),
                 bases: Mutex::new(HashMap::new()),
+                transfers: tokio::sync::Semaphore::new(options.max_concurrent),
+                options,
             }),
         })
     }

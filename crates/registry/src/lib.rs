@@ -4,7 +4,7 @@
 //! It parses and normalises references ([`Reference`]), reads Docker's `daemon.json` registry
 //! keys and `~/.docker/config.json` credentials ([`RegistryOptions`], [`auth`]), answers
 //! bearer-token and basic-auth challenges, resolves a reference to one platform's manifest and
-//! config ([`Registry::resolve`]), and moves blobs in parallel ([`Registry::fetch_blobs`],
+//! config ([`Registry::resolve`]), and moves blobs in parallel ([`Registry::fetch_blob`],
 //! [`Registry::push_image`]).
 //!
 //! ```no_run

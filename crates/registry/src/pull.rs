@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use oci_spec::image::Descriptor;
 use reqwest::header::RANGE;
 use reqwest::{Method, StatusCode};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::client::{error_chain, Endpoint, Registry};
 use crate::{BoxError, Error, ResolvedImage};
@@ -85,13 +85,13 @@ enum Msg {
 }
 
 impl Registry {
-    /// Downloads blobs of a resolved image in parallel (at most `max_concurrent` at once), each
-    /// into its own sink, resuming broken transfers. Returns when every sink has finished, or
-    /// at the first failure, dropping the other unfinished sinks.
-    pub fn fetch_blobs(
+    /// Downloads one blob of a resolved image into its sink, resuming a broken transfer, and
+    /// returns once the sink has finished. Callable from many threads at once: at most
+    /// `max_concurrent` transfers of this client run at a time, the rest wait their turn.
+    pub fn fetch_blob(
         &self,
         image: &ResolvedImage,
-        jobs: Vec<BlobJob>,
+        job: BlobJob,
         progress: Arc<dyn Progress>,
     ) -> Result<(), Error> {
         let inner = self.inner.clone();
@@ -103,23 +103,11 @@ impl Registry {
                 .find(|e| e.host == image.endpoint)
                 .and_then(|e| e.base),
         };
-        let repo = image.repository.clone();
         let reference = image.reference.to_string();
-        let limit = Arc::new(Semaphore::new(inner.options.max_concurrent.max(1)));
+        let repo = image.repository.clone();
         self.rt.block_on(async move {
-            let tasks = jobs.into_iter().map(|job| {
-                let inner = inner.clone();
-                let ep = ep.clone();
-                let repo = repo.clone();
-                let reference = reference.clone();
-                let progress = progress.clone();
-                let limit = limit.clone();
-                async move {
-                    let _permit = limit.acquire().await.expect("semaphore is never closed");
-                    fetch_one(&inner, &ep, &repo, &reference, job, progress).await
-                }
-            });
-            futures_util::future::try_join_all(tasks).await.map(|_| ())
+            let _permit = inner.transfers.acquire().await.expect("never closed");
+            fetch_one(&inner, &ep, &repo, &reference, job, progress).await
         })
     }
 }

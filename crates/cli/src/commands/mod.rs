@@ -1,0 +1,6 @@
+//! One module per group of Docker commands; each function takes parsed flags and the `App`.
+
+pub mod archive;
+pub mod auth;
+pub mod image;
+pub mod transfer;

@@ -1,0 +1,252 @@
+//! The harness every integration test goes through: fixture images and real registries
+//! (started once per test binary), and a `berth` with a store of its own per test.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The registries of `tests/fixtures/fixtures.py serve`, seeded with the fixture images.
+pub struct Registries {
+    /// Plain HTTP registry, also the docker.io mirror.
+    pub plain: String,
+    /// Registry behind htpasswd basic auth.
+    pub basic: String,
+    /// Registry behind bearer-token auth.
+    pub token: String,
+    /// Storage directories by registry kind.
+    pub storage: HashMap<String, PathBuf>,
+    /// Fixture OCI layouts by name.
+    pub fixtures: HashMap<String, PathBuf>,
+    _serve: Mutex<(Child, ChildStdin)>,
+}
+
+pub const USER: &str = "testuser";
+pub const PASSWORD: &str = "testpassword";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures_py() -> PathBuf {
+    repo_root().join("tests/fixtures/fixtures.py")
+}
+
+/// Starts (once) and returns the registries.
+pub fn registries() -> &'static Registries {
+    static R: OnceLock<Registries> = OnceLock::new();
+    R.get_or_init(start_registries)
+}
+
+fn start_registries() -> Registries {
+    let out = Command::new("/usr/bin/python3")
+        .arg(fixtures_py())
+        .arg("build")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run fixtures.py build");
+    assert!(out.status.success(), "fixtures.py build failed");
+    let fixtures: HashMap<String, PathBuf> = serde_json::from_slice(&out.stdout).expect("build JSON");
+    let state = std::env::temp_dir().join(format!("berth-it-registries-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    let ready = state.join("ready.json");
+    // serve runs until its stdin closes, which happens when this test process exits.
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(fixtures_py())
+        .args(["serve", "--state-dir"])
+        .arg(&state)
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fixtures.py serve");
+    let stdin = child.stdin.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "registries did not start in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let info: Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let s = |k: &str| info[k].as_str().unwrap().to_string();
+    let storage = info["storage"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), PathBuf::from(v.as_str().unwrap())))
+        .collect();
+    let regs = Registries {
+        plain: s("plain"),
+        basic: s("basic"),
+        token: s("token"),
+        storage,
+        fixtures,
+        _serve: Mutex::new((child, stdin)),
+    };
+    seed(&regs.plain, None, None);
+    let creds = format!("{USER}:{PASSWORD}");
+    seed(&regs.basic, Some(&creds), Some("busybox"));
+    seed(&regs.token, Some(&creds), Some("busybox"));
+    regs
+}
+
+fn seed(registry: &str, creds: Option<&str>, only: Option<&str>) {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(fixtures_py())
+        .args(["seed", "--registry", registry])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(c) = creds {
+        cmd.args(["--creds", c]);
+    }
+    if let Some(o) = only {
+        cmd.args(["--only", o]);
+    }
+    assert!(cmd.status().unwrap().success(), "seeding {registry} failed");
+}
+
+/// A `berth` with its own store, config and credentials, pointed at the fixture mirror.
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts exit code `code` and that stderr mentions every one of `needles`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, needles: &[&str]) -> &str {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
+        }
+        &self.stderr
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Berth {
+    /// A fresh store whose daemon.json names the fixture registry as docker.io mirror.
+    pub fn new() -> Berth {
+        let regs = registries();
+        let b = Berth::bare();
+        b.write_config(&format!(r#"{{"registry-mirrors": ["http://{}"]}}"#, regs.plain));
+        b
+    }
+
+    /// A fresh store with no daemon.json at all.
+    pub fn bare() -> Berth {
+        let dir = tempfile::Builder::new().prefix("berth-it-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        Berth { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.json")
+    }
+
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker/config.json")
+    }
+
+    pub fn write_config(&self, json: &str) {
+        std::fs::write(self.config_path(), json).unwrap();
+    }
+
+    /// A `berth` command with this store's environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.args(args)
+            .env("BERTH_ROOT", self.root())
+            .env("BERTH_CONFIG", self.config_path())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env_remove("DOCKER_DEFAULT_PLATFORM")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `berth ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.cmd(args).output().expect("run berth").into()
+    }
+
+    /// Runs `berth ARGS` with `input` on stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out.into()
+    }
+
+    /// `inspect` of one image as JSON.
+    pub fn inspect(&self, name: &str) -> Value {
+        let out = self.run(&["image", "inspect", name]);
+        let v: Value = serde_json::from_str(out.ok()).unwrap();
+        v[0].clone()
+    }
+
+    /// The top (first) lower directory of an image: its last layer's tree.
+    pub fn lowerdirs(&self, name: &str) -> Vec<PathBuf> {
+        let v = self.inspect(name);
+        v["GraphDriver"]["Data"]["LowerDir"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .map(PathBuf::from)
+            .collect()
+    }
+
+    /// Number of files in a store directory (`blobs/sha256`, `snapshots`).
+    pub fn count(&self, sub: &str) -> usize {
+        std::fs::read_dir(self.root().join(sub))
+            .map(|rd| rd.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .unwrap_or(0)
+    }
+}
+
+/// sha256 of a file's bytes, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real `berth` binary against real registries, as root.
+//!
+//! One test binary, so the registries and fixture images are set up once (see `common`).
+
+mod common;
+
+mod archives;
+mod auth;
+mod crash;
+mod errors;
+mod hostile;
+mod images;
+mod pull;
+mod push;

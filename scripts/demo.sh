@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job, for now: build berth, start the fixture registry as the local docker.io
+# mirror, pull the tutorial's base image by its usual name, and list it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/packages.sh
+cargo build --release --locked
+BERTH=$PWD/target/release/berth
+state=$PWD/target/demo
+mkdir -p "$state"
+# The registry keeps running for later commands; reuse it if it is already up.
+if ! curl -fs http://127.0.0.1:5050/v2/ >/dev/null 2>&1; then
+  /usr/bin/python3 tests/fixtures/fixtures.py build >/dev/null
+  rm -f "$state/ready.json"
+  nohup /usr/bin/python3 tests/fixtures/fixtures.py serve --state-dir "$state/registry" \
+    --ready-file "$state/ready.json" --plain-port 5050 --until-signal >"$state/serve.log" 2>&1 &
+  for _ in $(seq 1 300); do [ -f "$state/ready.json" ] && break; sleep 0.2; done
+  [ -f "$state/ready.json" ] || { echo "registry did not start; see $state/serve.log" >&2; exit 1; }
+  /usr/bin/python3 tests/fixtures/fixtures.py seed --registry 127.0.0.1:5050 --only python,busybox >/dev/null
+fi
+mkdir -p /etc/berth
+if [ ! -f /etc/berth/daemon.json ]; then
+  echo '{"registry-mirrors": ["http://127.0.0.1:5050"]}' > /etc/berth/daemon.json
+fi
+"$BERTH" pull python:3.8-slim-buster
+"$BERTH" images

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth's demo and tests need (idempotent; skips apt when all
+# are present, so repeated runs stay fast and work offline).
+set -euo pipefail
+PACKAGES=(docker-registry mmdebstrap busybox-static skopeo apache2-utils zstd attr curl
+          openssl ca-certificates util-linux gzip tar python3)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -60,7 +60,8 @@ pub fn ago(created: Option<&str>) -> String {
     format!("{} ago", human_duration(secs))
 }
 
-/// Prints rows as Docker's tabwriter does: columns padded to the widest cell plus three spaces.
+/// Prints rows as Docker's tabwriter does (`minwidth 10, padding 3`): each column as wide as
+/// its widest cell plus three spaces, and at least ten.
 pub fn print_table(rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = Vec::new();
     for row in rows {
@@ -79,7 +80,7 @@ pub fn print_table(rows: &[Vec<String>]) {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                let pad = widths[i] - cell.chars().count() + 3;
+                let pad = (widths[i] + 3).max(10) - cell.chars().count();
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -215,7 +216,10 @@ fn lookup(root: &Value, path: &str) -> Result<Value, String> {
     for part in path.trim_start_matches('.').split('.') {
         cur = match cur {
             Value::Object(m) => m.get(part).ok_or_else(|| {
-                format!("template: can't evaluate field {part} in type {}", type_name(cur))
+                format!(
+                    "template: can't evaluate field {part} in type {}",
+                    type_name(cur)
+                )
             })?,
             Value::Null => return Ok(Value::Null),
             _ => return Err(format!("template: can't evaluate field {part}")),
@@ -287,13 +291,20 @@ mod tests {
     #[test]
     fn templates() {
         let v = json!({"ID": "abc", "Tags": ["a", "b"], "Config": {"Cmd": ["sh"], "Env": null}});
-        let r = |t: &str| Template::parse(t).render(&v).unwrap_or_else(|e| format!("error: {e}"));
+        let r = |t: &str| {
+            Template::parse(t)
+                .render(&v)
+                .unwrap_or_else(|e| format!("error: {e}"))
+        };
         assert_eq!(r("{{.ID}}"), "abc");
         assert_eq!(r("{{.ID}}\\t{{.Config.Cmd}}"), "abc\t[sh]");
         assert_eq!(r("{{json .Config.Cmd}}"), r#"["sh"]"#);
         assert_eq!(r("{{index .Tags 1}}"), "b");
         assert_eq!(r("{{.Config.Env}}"), "<no value>");
-        assert_eq!(r("{{.Nope}}"), "error: template: can't evaluate field Nope in type object");
+        assert_eq!(
+            r("{{.Nope}}"),
+            "error: template: can't evaluate field Nope in type object"
+        );
         assert_eq!(r("json"), v.to_string());
     }
 }

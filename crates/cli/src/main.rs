@@ -28,7 +28,12 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct GlobalArgs {
     /// Where images and containers are stored.
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     pub root: std::path::PathBuf,
     /// Where state that dies with a reboot is kept.
     #[arg(long, global = true, default_value = "/run/berth")]
@@ -72,7 +77,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// List images.
-    #[command(visible_alias = "list", alias = "ls")]
+    #[command(visible_alias = "list")]
     Ls(image::ImagesArgs),
     /// Download an image from a registry.
     Pull(transfer::PullArgs),
@@ -167,5 +172,14 @@ fn main() -> ExitCode {
             }
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_tree_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -9,7 +9,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Short layer ID as Docker shows it (12 hex characters of the digest).
 fn short(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// Words for the two directions.

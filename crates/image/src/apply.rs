@@ -78,7 +78,9 @@ pub enum ApplyError {
         path: String,
     },
     /// A hardlink's target has a `..` that climbs above the layer root.
-    #[error("layer entry {path:?} is a hardlink to {target:?}, which climbs out of the layer root")]
+    #[error(
+        "layer entry {path:?} is a hardlink to {target:?}, which climbs out of the layer root"
+    )]
     LinkBreakout {
         /// The entry's name as written in the tar.
         path: String,
@@ -208,10 +210,9 @@ pub fn apply_layer(root: &Path, tar: impl Read) -> Result<ApplyStats, ApplyError
     })?;
     let mut unpacker = Unpacker::new(root_fd);
     let mut archive = tar::Archive::new(tar);
-    let entries = archive.entries().map_err(|source| ApplyError::Tar {
-        entries: 0,
-        source,
-    })?;
+    let entries = archive
+        .entries()
+        .map_err(|source| ApplyError::Tar { entries: 0, source })?;
     for entry in entries {
         let mut entry = entry.map_err(|source| ApplyError::Tar {
             entries: unpacker.stats.entries,
@@ -315,17 +316,21 @@ impl Unpacker {
             self.raw_link.extend_from_slice(&link);
         }
         // A V7 tar marks directories only by a trailing slash on a type-NUL entry.
-        let is_dir = kind.is_dir()
-            || (entry.header().as_old().linkflag[0] == 0 && self.raw.ends_with(b"/"));
+        let is_dir =
+            kind.is_dir() || (entry.header().as_old().linkflag[0] == 0 && self.raw.ends_with(b"/"));
         let meta = self.read_meta(entry)?;
         if !normalise(&self.raw, &mut self.path) {
-            return Err(ApplyError::Breakout { path: shown(&self.raw) });
+            return Err(ApplyError::Breakout {
+                path: shown(&self.raw),
+            });
         }
         let (parent, name) = split(&self.path);
 
         if self.path.is_empty() {
             if !is_dir {
-                return Err(ApplyError::ReplacesRoot { path: shown(&self.raw) });
+                return Err(ApplyError::ReplacesRoot {
+                    path: shown(&self.raw),
+                });
             }
             let root = self.walker.root.as_fd();
             set_meta_fd(root, &meta, &self.xattrs[..self.nxattrs])
@@ -350,15 +355,23 @@ impl Unpacker {
                 return Ok(());
             }
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(ApplyError::BadWhiteout { path: shown(&self.raw) });
+                return Err(ApplyError::BadWhiteout {
+                    path: shown(&self.raw),
+                });
             }
             let mut removed = false;
             replacing(dir, hidden, &mut removed, "creating the whiteout", || {
                 rfs::mknodat(dir, hidden, FileType::CharacterDevice, Mode::empty(), 0)
             })
             .and_then(|()| {
-                rfs::chownat(dir, hidden, Some(meta.uid), Some(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| ("setting the whiteout's owner", e))
+                rfs::chownat(
+                    dir,
+                    hidden,
+                    Some(meta.uid),
+                    Some(meta.gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| ("setting the whiteout's owner", e))
             })
             .and_then(|()| {
                 rfs::utimensat(dir, hidden, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
@@ -487,7 +500,8 @@ impl Unpacker {
             .map_err(|e| walk_err(raw, parent, e))?;
         let dir = walker.current(parent);
         let mut replaced = false;
-        let fd = open_or_make_dir(dir, name, &mut replaced).map_err(|(op, e)| io_err(raw, op, e))?;
+        let fd =
+            open_or_make_dir(dir, name, &mut replaced).map_err(|(op, e)| io_err(raw, op, e))?;
         set_meta_fd(fd.as_fd(), meta, &self.xattrs[..self.nxattrs])
             .map_err(|(op, e)| io_err(raw, op, e))?;
         self.dir_times.push((self.path.clone(), meta.mtime));
@@ -543,6 +557,20 @@ impl Unpacker {
                     source,
                 })?;
             written += n as u64;
+        }
+        if written != entry.size() {
+            // The tar crate reports a short stream as a clean end of the entry.
+            return Err(ApplyError::Io {
+                path: shown(raw),
+                op: "reading file data from the layer",
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the layer ends after {written} of the file's {} bytes",
+                        entry.size()
+                    ),
+                ),
+            });
         }
         self.stats.size += written;
         set_meta_fd(file.as_fd(), meta, &self.xattrs[..self.nxattrs])
@@ -690,7 +718,10 @@ impl Unpacker {
             // A later entry may have replaced or removed the directory; then it has no mtime
             // of its own to restore.
             if self.walker.enter(path, false).is_err() {
-                log::debug!("directory {:?} vanished before its mtime was set", shown(path));
+                log::debug!(
+                    "directory {:?} vanished before its mtime was set",
+                    shown(path)
+                );
                 continue;
             }
             rfs::futimens(self.walker.current(path), &ts)
@@ -699,7 +730,6 @@ impl Unpacker {
         Ok(self.stats)
     }
 }
-
 
 /// How a walk to a directory failed.
 #[derive(Debug)]
@@ -784,7 +814,9 @@ impl Walker {
             Some((key, fd)) if is_ancestor(key, rel) => self
                 .walk(fd.as_fd(), rel, key.len() + 1, false)
                 .map(DirFd::Owned),
-            _ => self.walk(self.root.as_fd(), rel, 0, false).map(DirFd::Owned),
+            _ => self
+                .walk(self.root.as_fd(), rel, 0, false)
+                .map(DirFd::Owned),
         }
     }
 
@@ -856,7 +888,8 @@ fn open_component(dir: BorrowedFd<'_>, name: &[u8], create: bool) -> Result<Owne
         Err(Errno::EXIST) => false,
         Err(e) => return Err(Failure::Io("creating a parent directory", e)),
     };
-    let fd = rfs::openat(dir, name, DIR_FLAGS, Mode::empty()).map_err(|e| classify(dir, name, e))?;
+    let fd =
+        rfs::openat(dir, name, DIR_FLAGS, Mode::empty()).map_err(|e| classify(dir, name, e))?;
     if made {
         // Whatever the umask, implied parents are 0755, as in Docker.
         rfs::fchmod(&fd, Mode::from_raw_mode(0o755))
@@ -1139,5 +1172,1046 @@ fn walk_err(raw: &[u8], walked: &[u8], e: WalkError) -> ApplyError {
         },
         Failure::Missing => io_err(raw, "opening a parent directory", Errno::NOENT),
         Failure::Io(op, e) => io_err(raw, op, e),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Every test goes through [`check`]: a list of tar entries in, a listing of the unpacked
+    //! tree (or an error) out, with the directory next to the root checked to be untouched.
+
+    use super::*;
+    use std::collections::HashMap;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tar::Header;
+
+    /// The mtime test entries get unless they say otherwise; listings leave it out.
+    pub(crate) const MTIME: u64 = 1_600_000_000;
+
+    /// One tar entry of a test layer. `{outside}` in a name or link target stands for the
+    /// absolute path of the directory beside the root.
+    #[derive(Clone)]
+    pub(crate) struct E {
+        kind: u8,
+        name: String,
+        link: String,
+        data: Vec<u8>,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        mtime: u64,
+        dev: (u32, u32),
+        pax: Vec<(String, Vec<u8>)>,
+        /// Long names as PAX `path`/`linkpath` records rather than GNU `L`/`K` entries.
+        pax_names: bool,
+    }
+
+    fn entry(kind: u8, name: &str, mode: u32) -> E {
+        E {
+            kind,
+            name: name.into(),
+            link: String::new(),
+            data: Vec::new(),
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: MTIME,
+            dev: (0, 0),
+            pax: Vec::new(),
+            pax_names: false,
+        }
+    }
+    pub(crate) fn file(name: &str, data: &str) -> E {
+        E {
+            data: data.as_bytes().to_vec(),
+            ..entry(b'0', name, 0o644)
+        }
+    }
+    pub(crate) fn dir(name: &str) -> E {
+        entry(b'5', name, 0o755)
+    }
+    pub(crate) fn symlink(name: &str, target: &str) -> E {
+        E {
+            link: target.into(),
+            ..entry(b'2', name, 0o777)
+        }
+    }
+    pub(crate) fn hardlink(name: &str, target: &str) -> E {
+        E {
+            link: target.into(),
+            ..entry(b'1', name, 0o644)
+        }
+    }
+    pub(crate) fn chardev(name: &str, major: u32, minor: u32) -> E {
+        E {
+            dev: (major, minor),
+            ..entry(b'3', name, 0o666)
+        }
+    }
+    pub(crate) fn blockdev(name: &str, major: u32, minor: u32) -> E {
+        E {
+            dev: (major, minor),
+            ..entry(b'4', name, 0o660)
+        }
+    }
+    pub(crate) fn fifo(name: &str) -> E {
+        entry(b'6', name, 0o600)
+    }
+    fn raw(kind: u8, name: &str) -> E {
+        entry(kind, name, 0o644)
+    }
+
+    impl E {
+        pub(crate) fn mode(self, mode: u32) -> E {
+            E { mode, ..self }
+        }
+        pub(crate) fn owner(self, uid: u64, gid: u64) -> E {
+            E { uid, gid, ..self }
+        }
+        pub(crate) fn mtime(self, mtime: u64) -> E {
+            E { mtime, ..self }
+        }
+        pub(crate) fn xattr(self, name: &str, value: &str) -> E {
+            self.pax(&format!("SCHILY.xattr.{name}"), value)
+        }
+        pub(crate) fn pax(mut self, key: &str, value: &str) -> E {
+            self.pax.push((key.into(), value.as_bytes().to_vec()));
+            self
+        }
+        pub(crate) fn pax_names(self) -> E {
+            E {
+                pax_names: true,
+                ..self
+            }
+        }
+    }
+
+    /// Copies a name into a header field byte for byte, bypassing the tar crate's checks
+    /// (which refuse `..`), so hostile names reach the unpacker as an attacker writes them.
+    fn put(field: &mut [u8], value: &[u8]) {
+        let n = value.len().min(field.len());
+        field[..n].copy_from_slice(&value[..n]);
+    }
+
+    fn gnu_long(builder: &mut tar::Builder<Vec<u8>>, kind: u8, value: &[u8]) {
+        let mut header = Header::new_gnu();
+        put(&mut header.as_old_mut().name, b"././@LongLink");
+        header.set_entry_type(EntryType::new(kind));
+        header.set_size(value.len() as u64 + 1);
+        header.set_cksum();
+        let mut data = value.to_vec();
+        data.push(0);
+        builder.append(&header, &data[..]).unwrap();
+    }
+
+    /// Builds an uncompressed layer tar from test entries.
+    pub(crate) fn build(entries: &[E], outside: &Path) -> Vec<u8> {
+        let outside = outside.to_str().unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        for e in entries {
+            let name = e.name.replace("{outside}", outside).into_bytes();
+            let link = e.link.replace("{outside}", outside).into_bytes();
+            let mut pax = e.pax.clone();
+            if e.pax_names && name.len() > 100 {
+                pax.push(("path".into(), name.clone()));
+            }
+            if e.pax_names && link.len() > 100 {
+                pax.push(("linkpath".into(), link.clone()));
+            }
+            if !pax.is_empty() {
+                builder
+                    .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                    .unwrap();
+            }
+            if !e.pax_names && name.len() > 100 {
+                gnu_long(&mut builder, b'L', &name);
+            }
+            if !e.pax_names && link.len() > 100 {
+                gnu_long(&mut builder, b'K', &link);
+            }
+            let mut header = Header::new_gnu();
+            put(&mut header.as_old_mut().name, &name);
+            put(&mut header.as_old_mut().linkname, &link);
+            header.set_mode(e.mode);
+            header.set_uid(e.uid);
+            header.set_gid(e.gid);
+            header.set_mtime(e.mtime);
+            header.set_size(e.data.len() as u64);
+            header.set_entry_type(EntryType::new(e.kind));
+            header.as_old_mut().linkflag[0] = e.kind;
+            header.set_device_major(e.dev.0).unwrap();
+            header.set_device_minor(e.dev.1).unwrap();
+            header.set_cksum();
+            builder.append(&header, &e.data[..]).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// A root to unpack into and, beside it, a directory that must never change.
+    pub(crate) struct Sandbox {
+        _base: tempfile::TempDir,
+        pub(crate) root: PathBuf,
+        pub(crate) outside: PathBuf,
+    }
+
+    impl Sandbox {
+        pub(crate) fn new() -> Sandbox {
+            let base = tempfile::tempdir().unwrap();
+            let root = base.path().join("root");
+            let outside = base.path().join("outside");
+            fs::create_dir(&root).unwrap();
+            fs::create_dir(&outside).unwrap();
+            fs::create_dir(outside.join("sub")).unwrap();
+            fs::write(outside.join("secret"), "secret").unwrap();
+            Sandbox {
+                _base: base,
+                root,
+                outside,
+            }
+        }
+    }
+    use std::fs;
+
+    /// Lists a tree, one line per file, sorted, for comparing with expectations:
+    /// `d MODE UID:GID path/`, `f MODE UID:GID path "content"`, `l UID:GID path -> target`,
+    /// `h path => first name`, `c/b MODE UID:GID path MAJ,MIN`, `p MODE UID:GID path`,
+    /// `w UID:GID path` (a whiteout), then ` opaque`, ` xattr=value` and ` @mtime` when the
+    /// mtime is not [`MTIME`] (`@now` for one set by the clock). With `exact`, the root is
+    /// listed too and every line carries the exact mtime and the link count.
+    pub(crate) fn listing(root: &Path, outside: &Path, exact: bool) -> String {
+        let mut out = String::new();
+        if exact {
+            let meta = fs::symlink_metadata(root).unwrap();
+            out += &line(root, "./", &meta, outside, exact);
+        }
+        list_into(root, "", outside, exact, &mut HashMap::new(), &mut out);
+        out
+    }
+
+    /// Lists `dir` depth first in sorted order, the order a layer tar has.
+    fn list_into(
+        dir: &Path,
+        rel: &str,
+        outside: &Path,
+        exact: bool,
+        inodes: &mut HashMap<(u64, u64), String>,
+        out: &mut String,
+    ) {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mut shown = format!("{rel}{}", name.to_string_lossy());
+            if meta.is_dir() {
+                shown.push('/');
+                out.push_str(&line(&path, &shown, &meta, outside, exact));
+                list_into(&path, &shown, outside, exact, inodes, out);
+                continue;
+            }
+            let key = (meta.dev(), meta.ino());
+            match inodes.get(&key) {
+                Some(first) if meta.nlink() > 1 => {
+                    out.push_str(&format!("h {shown} => {first}\n"));
+                }
+                _ => {
+                    inodes.insert(key, shown.clone());
+                    out.push_str(&line(&path, &shown, &meta, outside, exact));
+                }
+            }
+        }
+    }
+
+    fn line(path: &Path, shown: &str, meta: &fs::Metadata, outside: &Path, exact: bool) -> String {
+        let ft = meta.file_type();
+        let owner = format!("{}:{}", meta.uid(), meta.gid());
+        let mode = meta.mode() & 0o7777;
+        let mut text = if ft.is_dir() {
+            format!("d {mode:04o} {owner} {shown}")
+        } else if ft.is_file() {
+            let data = fs::read(path).unwrap();
+            format!(
+                "f {mode:04o} {owner} {shown} {:?}",
+                String::from_utf8_lossy(&data)
+            )
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).unwrap();
+            let target = target
+                .to_string_lossy()
+                .replace(outside.to_str().unwrap(), "{outside}");
+            format!("l {owner} {shown} -> {target}")
+        } else if ft.is_char_device() && meta.rdev() == 0 {
+            format!("w {owner} {shown}")
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let kind = if ft.is_char_device() { 'c' } else { 'b' };
+            let (major, minor) = (rfs::major(meta.rdev()), rfs::minor(meta.rdev()));
+            format!("{kind} {mode:04o} {owner} {shown} {major},{minor}")
+        } else if ft.is_fifo() {
+            format!("p {mode:04o} {owner} {shown}")
+        } else {
+            format!("? {shown}")
+        };
+        for (name, value) in xattrs(path) {
+            match name.as_str() {
+                "trusted.overlay.opaque" if value == b"y" => text.push_str(" opaque"),
+                "security.selinux" => {}
+                _ => text.push_str(&format!(" {name}={:?}", String::from_utf8_lossy(&value))),
+            }
+        }
+        let (secs, nanos) = (meta.mtime(), meta.mtime_nsec());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        if exact {
+            text.push_str(&format!(" @{secs}.{nanos:09} n{}", meta.nlink()));
+        } else if (now - secs).abs() < 86_400 {
+            text.push_str(" @now");
+        } else if nanos != 0 {
+            text.push_str(&format!(" @{secs}.{nanos:09}"));
+        } else if secs != MTIME as i64 {
+            text.push_str(&format!(" @{secs}"));
+        }
+        text + "\n"
+    }
+
+    fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut list = vec![0u8; 65536];
+        let n = rfs::llistxattr(path, &mut list[..]).unwrap();
+        let mut out = Vec::new();
+        for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+            let mut value = vec![0u8; 65536];
+            let len = rfs::lgetxattr(path, name, &mut value[..]).unwrap();
+            value.truncate(len);
+            out.push((String::from_utf8_lossy(name).into_owned(), value));
+        }
+        out.sort();
+        out
+    }
+
+    /// Strips the indentation of an expected listing.
+    pub(crate) fn dedent(text: &str) -> String {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Unpacks `entries` into a fresh root and compares the tree with `expected`, or, when
+    /// `expected` starts with `error: `, checks the error message contains the rest. Either
+    /// way the directory beside the root (which hostile entries aim at) must be unchanged.
+    #[track_caller]
+    fn check(entries: &[E], expected: &str) -> Sandbox {
+        let sandbox = Sandbox::new();
+        let tar = build(entries, &sandbox.outside);
+        let before = listing(&sandbox.outside, &sandbox.outside, true);
+        let result = apply_layer(&sandbox.root, &tar[..]);
+        let after = listing(&sandbox.outside, &sandbox.outside, true);
+        assert_eq!(before, after, "the directory outside the root changed");
+        match expected.trim().strip_prefix("error: ") {
+            Some(message) => match result {
+                Ok(_) => panic!(
+                    "expected an error containing {message:?}, but the layer applied:\n{}",
+                    listing(&sandbox.root, &sandbox.outside, false)
+                ),
+                Err(e) => assert!(
+                    e.to_string().contains(message),
+                    "expected an error containing {message:?}, got: {e}"
+                ),
+            },
+            None => {
+                if let Err(e) = result {
+                    panic!("unexpected error: {e}");
+                }
+                assert_eq!(
+                    listing(&sandbox.root, &sandbox.outside, false),
+                    dedent(expected)
+                );
+            }
+        }
+        sandbox
+    }
+
+    #[test]
+    fn files_and_directories_with_owner_and_mode() {
+        check(
+            &[
+                dir("data/").mode(0o750).owner(1000, 1000),
+                file("data/a.txt", "a\n").mode(0o640).owner(1000, 1000),
+                file("data/empty", ""),
+                file("usr/bin/sudo", "su").mode(0o4755).owner(0, 0),
+                file("usr/bin/wall", "w").mode(0o2755).owner(0, 5),
+                dir("tmp").mode(0o1777),
+                dir("srv/shared").mode(0o2775).owner(0, 50),
+                file("big-ids", "x")
+                    .owner(0, 0)
+                    .pax("uid", "3000000")
+                    .pax("gid", "70000"),
+            ],
+            r#"
+            f 0644 3000000:70000 big-ids "x"
+            d 0750 1000:1000 data/
+            f 0640 1000:1000 data/a.txt "a\n"
+            f 0644 0:0 data/empty ""
+            d 0755 0:0 srv/ @now
+            d 2775 0:50 srv/shared/
+            d 1777 0:0 tmp/
+            d 0755 0:0 usr/ @now
+            d 0755 0:0 usr/bin/ @now
+            f 4755 0:0 usr/bin/sudo "su"
+            f 2755 0:5 usr/bin/wall "w"
+            "#,
+        );
+    }
+
+    #[test]
+    fn setuid_survives_a_non_root_owner() {
+        // chown clears setuid/setgid; the mode must be applied after it.
+        check(
+            &[file("ping", "p").mode(0o6755).owner(1000, 1000)],
+            r#"f 6755 1000:1000 ping "p""#,
+        );
+    }
+
+    #[test]
+    fn symlinks_are_stored_verbatim() {
+        check(
+            &[
+                symlink("abs", "/etc/passwd").owner(1000, 1001),
+                symlink("rel", "../../../outside/secret"),
+                symlink("dangling", "nowhere"),
+                symlink("dir/self", ".").mtime(1_234_567_890),
+            ],
+            r#"
+            l 1000:1001 abs -> /etc/passwd
+            l 0:0 dangling -> nowhere
+            d 0755 0:0 dir/ @now
+            l 0:0 dir/self -> . @1234567890
+            l 0:0 rel -> ../../../outside/secret
+            "#,
+        );
+    }
+
+    #[test]
+    fn hardlinks_share_the_inode() {
+        check(
+            &[
+                file("bin/perl5.36", "perl").mode(0o755),
+                hardlink("bin/perl", "bin/perl5.36").mode(0o755),
+                hardlink("usr/perl", "/bin/perl5.36").mode(0o755),
+                hardlink("./bin/./x/../perl2", "./bin/perl").mode(0o755),
+            ],
+            r#"
+            d 0755 0:0 bin/ @now
+            f 0755 0:0 bin/perl "perl"
+            h bin/perl2 => bin/perl
+            h bin/perl5.36 => bin/perl
+            d 0755 0:0 usr/ @now
+            h usr/perl => bin/perl
+            "#,
+        );
+    }
+
+    #[test]
+    fn devices_and_fifos() {
+        check(
+            &[
+                chardev("dev/null", 1, 3),
+                blockdev("dev/loop0", 7, 0).owner(0, 6),
+                fifo("run/initctl").mode(0o600),
+                chardev("dev/tty", 5, 0).mode(0o4666).owner(1000, 5),
+            ],
+            r#"
+            d 0755 0:0 dev/ @now
+            b 0660 0:6 dev/loop0 7,0
+            c 0666 0:0 dev/null 1,3
+            c 4666 1000:5 dev/tty 5,0
+            d 0755 0:0 run/ @now
+            p 0600 0:0 run/initctl
+            "#,
+        );
+    }
+
+    #[test]
+    fn mtimes_are_set_on_everything_and_directories_last() {
+        check(
+            &[
+                dir("d").mtime(1_000_000_000),
+                file("d/f", "").mtime(1_100_000_000),
+                dir("d/sub").mtime(1_200_000_000),
+                symlink("d/sub/l", "f").mtime(1_300_000_000),
+                chardev("d/sub/c", 1, 3).mtime(1_400_000_000),
+                file("d/.wh.gone", "").mtime(1_500_000_000),
+                file("precise", "").pax("mtime", "1700000000.123456789"),
+                file("negative", "").pax("mtime", "-1.5"),
+            ],
+            r#"
+            d 0755 0:0 d/ @1000000000
+            f 0644 0:0 d/f "" @1100000000
+            w 0:0 d/gone @1500000000
+            d 0755 0:0 d/sub/ @1200000000
+            c 0666 0:0 d/sub/c 1,3 @1400000000
+            l 0:0 d/sub/l -> f @1300000000
+            f 0644 0:0 negative "" @-2.500000000
+            f 0644 0:0 precise "" @1700000000.123456789
+            "#,
+        );
+    }
+
+    #[test]
+    fn root_entry_sets_the_roots_metadata() {
+        for name in ["./", ".", "/", "a/.."] {
+            let sandbox = check(
+                &[dir(name).mode(0o750).owner(1000, 1000).mtime(1_000_000_000)],
+                "",
+            );
+            let meta = fs::symlink_metadata(&sandbox.root).unwrap();
+            assert_eq!(
+                (meta.mode() & 0o7777, meta.uid(), meta.gid(), meta.mtime()),
+                (0o750, 1000, 1000, 1_000_000_000),
+                "{name}"
+            );
+        }
+        check(
+            &[file("./", "x")],
+            r#"error: layer entry "./" would replace the layer root with a non-directory"#,
+        );
+    }
+
+    #[test]
+    fn xattrs_from_pax_records() {
+        check(
+            &[
+                dir("d").xattr("user.dir", "1"),
+                file("d/f", "x")
+                    .xattr("user.mime_type", "text/plain")
+                    .xattr("trusted.md5", "abc"),
+                file("d/cap", "").mode(0o4755).xattr(
+                    "security.capability",
+                    "\u{1}\0\0\u{2}\u{20}\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                ),
+                symlink("d/l", "f").xattr("trusted.link", "yes"),
+                fifo("d/p").xattr("trusted.fifo", "yes"),
+                // overlayfs' own attributes are never taken from a layer.
+                dir("r").xattr("trusted.overlay.redirect", "/etc"),
+            ],
+            r#"
+            d 0755 0:0 d/ user.dir="1"
+            f 4755 0:0 d/cap "" security.capability="\u{1}\0\0\u{2} \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+            f 0644 0:0 d/f "x" trusted.md5="abc" user.mime_type="text/plain"
+            l 0:0 d/l -> f trusted.link="yes"
+            p 0600 0:0 d/p trusted.fifo="yes"
+            d 0755 0:0 r/
+            "#,
+        );
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories() {
+        check(
+            &[
+                dir("data"),
+                file("data/.wh.gone", "").owner(1000, 1000),
+                file("etc/.wh..wh..opq", ""),
+                file("etc/hosts", "h"),
+                file(".wh..wh.plnk", ""),
+                dir(".wh..wh.orph"),
+                file(".wh.top", ""),
+                file("data/.wh.gone2", "").mtime(5),
+            ],
+            r#"
+            d 0755 0:0 data/
+            w 1000:1000 data/gone
+            w 0:0 data/gone2 @5
+            d 0755 0:0 etc/ opaque @now
+            f 0644 0:0 etc/hosts "h"
+            w 0:0 top
+            "#,
+        );
+        check(
+            &[file("a/.wh..", "")],
+            r#"error: layer entry "a/.wh.." is a whiteout for an invalid name"#,
+        );
+    }
+
+    #[test]
+    fn whiteout_replaces_an_entry_of_the_same_layer() {
+        check(
+            &[
+                file("a/x", "x"),
+                file("a/y/z", "z"),
+                file("a/.wh.x", ""),
+                file("a/.wh.y", ""),
+            ],
+            r#"
+            d 0755 0:0 a/ @now
+            w 0:0 a/x
+            w 0:0 a/y
+            "#,
+        );
+    }
+
+    #[test]
+    fn long_names_in_gnu_and_pax_form() {
+        let deep = format!("{}/{}", "d".repeat(120), "f".repeat(130));
+        let target = format!("/{}", "t".repeat(150));
+        let expected = format!(
+            "d 0755 0:0 {d}/ @now\nf 0644 0:0 {deep} \"gnu\"\nl 0:0 {d}/gnu-link -> {target}\n\
+             h {d}/hard => {deep}\nl 0:0 {d}/pax-link -> {target}\nd 0755 0:0 {d}/x/ @now\n\
+             f 0644 0:0 {d}/x/{f} \"pax\"\n",
+            d = "d".repeat(120),
+            f = "f".repeat(130),
+        );
+        check(
+            &[
+                file(&deep, "gnu"),
+                file(&format!("{}/x/{}", "d".repeat(120), "f".repeat(130)), "pax").pax_names(),
+                symlink(&format!("{}/gnu-link", "d".repeat(120)), &target),
+                symlink(&format!("{}/pax-link", "d".repeat(120)), &target).pax_names(),
+                hardlink(&format!("{}/hard", "d".repeat(120)), &deep).pax_names(),
+            ],
+            &expected,
+        );
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones() {
+        check(
+            &[
+                file("f", "one"),
+                file("f", "two").mode(0o600),
+                file("d", "file first"),
+                dir("d").mode(0o700),
+                file("d/inside", "i"),
+                dir("tree/a/b"),
+                file("tree/a/b/c", "c"),
+                file("tree", "now a file"),
+                dir("kept").mode(0o700).owner(1, 1),
+                file("kept/x", "x"),
+                dir("kept").mode(0o755).owner(2, 2),
+                dir("s"),
+                symlink("s", "elsewhere"),
+                fifo("p"),
+                chardev("p", 1, 3),
+            ],
+            r#"
+            d 0700 0:0 d/
+            f 0644 0:0 d/inside "i"
+            f 0600 0:0 f "two"
+            d 0755 2:2 kept/
+            f 0644 0:0 kept/x "x"
+            c 0666 0:0 p 1,3
+            l 0:0 s -> elsewhere
+            f 0644 0:0 tree "now a file"
+            "#,
+        );
+    }
+
+    #[test]
+    fn replacing_a_directory_forgets_the_cached_parent() {
+        // `a/b` is the cached parent when `a` is replaced; files after must land in the new
+        // `a/b`, not in the deleted directory the stale fd would name.
+        check(
+            &[
+                file("a/b/c/f", "1"),
+                file("a/b/g", "2"),
+                file("a", "file"),
+                file("a", "again"),
+                dir("a"),
+                file("a/b/h", "3"),
+            ],
+            r#"
+            d 0755 0:0 a/
+            d 0755 0:0 a/b/ @now
+            f 0644 0:0 a/b/h "3"
+            "#,
+        );
+        // With a stale cache these would try to write into the deleted `a/b`.
+        check(
+            &[file("a/b/g", "2"), file("a", "file"), file("a/b/h", "3")],
+            r#"error: layer entry "a/b/h" needs "a" to be a directory"#,
+        );
+        check(
+            &[file("a/b/g", "2"), file(".wh.a", ""), file("a/b/h", "3")],
+            r#"error: layer entry "a/b/h" needs "a" to be a directory"#,
+        );
+        check(
+            &[
+                file("a/b/g", "2"),
+                symlink("a", "{outside}"),
+                file("a/b/h", "3"),
+            ],
+            r#"error: layer entry "a/b/h" passes through symlink "a""#,
+        );
+    }
+
+    #[test]
+    fn file_over_symlink_replaces_the_link_not_its_target() {
+        check(
+            &[symlink("link", "{outside}/secret"), file("link", "new")],
+            r#"f 0644 0:0 link "new""#,
+        );
+        check(
+            &[
+                symlink("link", "../outside/secret"),
+                hardlink("x", "link"),
+                file("x", "new"),
+            ],
+            r#"
+            l 0:0 link -> ../outside/secret
+            f 0644 0:0 x "new"
+            "#,
+        );
+    }
+
+    #[test]
+    fn directory_over_symlink_replaces_the_link_not_its_target() {
+        check(
+            &[
+                symlink("d", "{outside}"),
+                dir("d").mode(0o700).owner(5, 5),
+                file("d/f", "f"),
+            ],
+            r#"
+            d 0700 5:5 d/
+            f 0644 0:0 d/f "f"
+            "#,
+        );
+    }
+
+    #[test]
+    fn dotdot_that_climbs_out_is_rejected() {
+        for name in [
+            "../x",
+            "a/../../x",
+            "./../x",
+            "/../x",
+            "a/b/../../../outside/secret",
+        ] {
+            check(
+                &[file(name, "evil")],
+                &format!("error: layer entry {name:?} climbs out of the layer root"),
+            );
+        }
+        check(
+            &[dir("..")],
+            r#"error: layer entry ".." climbs out of the layer root"#,
+        );
+    }
+
+    #[test]
+    fn dotdot_inside_the_root_is_resolved_by_name() {
+        check(
+            &[
+                symlink("a", "{outside}"),
+                file("a/../b", "b"),
+                file("x/y/../../c", "c"),
+            ],
+            r#"
+            l 0:0 a -> {outside}
+            f 0644 0:0 b "b"
+            f 0644 0:0 c "c"
+            "#,
+        );
+    }
+
+    #[test]
+    fn absolute_paths_land_inside_the_root() {
+        check(
+            &[file("/tmp/x", "x"), file("//etc///hosts", "h"), dir("/")],
+            r#"
+            d 0755 0:0 etc/ @now
+            f 0644 0:0 etc/hosts "h"
+            d 0755 0:0 tmp/ @now
+            f 0644 0:0 tmp/x "x"
+            "#,
+        );
+    }
+
+    #[test]
+    fn paths_through_a_symlink_are_rejected() {
+        for target in ["{outside}", "../outside", "/"] {
+            check(
+                &[symlink("evil", target), file("evil/secret", "pwned")],
+                r#"error: layer entry "evil/secret" passes through symlink "evil""#,
+            );
+            check(
+                &[symlink("evil", target), dir("evil/sub")],
+                r#"error: layer entry "evil/sub" passes through symlink "evil""#,
+            );
+            check(
+                &[symlink("evil", target), symlink("evil/l", "x")],
+                r#"error: layer entry "evil/l" passes through symlink "evil""#,
+            );
+            check(
+                &[symlink("evil", target), fifo("evil/p")],
+                r#"error: layer entry "evil/p" passes through symlink "evil""#,
+            );
+        }
+        check(
+            &[
+                dir("a"),
+                symlink("a/evil", "{outside}"),
+                file("a/evil/sub/f", "x"),
+            ],
+            r#"error: layer entry "a/evil/sub/f" passes through symlink "a/evil""#,
+        );
+        // The cached parent must not let a later symlink slip through either.
+        check(
+            &[
+                file("a/b/f", "1"),
+                symlink("a/b", "{outside}"),
+                file("a/b/secret", "x"),
+            ],
+            r#"error: layer entry "a/b/secret" passes through symlink "a/b""#,
+        );
+    }
+
+    #[test]
+    fn whiteouts_through_a_symlink_are_rejected() {
+        check(
+            &[symlink("evil", "{outside}"), file("evil/.wh.secret", "")],
+            r#"error: layer entry "evil/.wh.secret" passes through symlink "evil""#,
+        );
+        check(
+            &[symlink("evil", "{outside}"), file("evil/.wh..wh..opq", "")],
+            r#"error: layer entry "evil/.wh..wh..opq" passes through symlink "evil""#,
+        );
+    }
+
+    #[test]
+    fn hardlink_that_climbs_out_is_rejected() {
+        check(
+            &[hardlink("h", "../../outside/secret")],
+            r#"error: layer entry "h" is a hardlink to "../../outside/secret", which climbs out"#,
+        );
+        check(
+            &[hardlink("h", "../outside/secret")],
+            r#"error: which climbs out of the layer root"#,
+        );
+    }
+
+    #[test]
+    fn hardlink_to_a_host_path_resolves_inside_the_root() {
+        let passwd = fs::metadata("/etc/passwd").unwrap();
+        let sandbox = check(
+            &[hardlink("h", "/etc/passwd")],
+            r#"error: layer entry "h" is a hardlink to "/etc/passwd", which is not an earlier file of this layer"#,
+        );
+        assert!(fs::symlink_metadata(sandbox.root.join("h")).is_err());
+        let sandbox = check(
+            &[hardlink("h", "{outside}/secret")],
+            "error: which is not an earlier file of this layer",
+        );
+        assert!(fs::symlink_metadata(sandbox.root.join("h")).is_err());
+        assert_eq!(fs::metadata("/etc/passwd").unwrap().nlink(), passwd.nlink());
+        check(
+            &[
+                file("etc/passwd", "root:x:0:0"),
+                hardlink("h", "/etc/passwd"),
+            ],
+            r#"
+            d 0755 0:0 etc/ @now
+            f 0644 0:0 etc/passwd "root:x:0:0"
+            h h => etc/passwd
+            "#,
+        );
+    }
+
+    #[test]
+    fn hardlink_through_a_symlinked_directory_is_rejected() {
+        check(
+            &[symlink("evil", "{outside}"), hardlink("h", "evil/secret")],
+            r#"error: layer entry "h" is a hardlink to "evil/secret", which passes through symlink "evil""#,
+        );
+        check(
+            &[symlink("evil", "/etc"), hardlink("h", "evil/passwd")],
+            r#"error: passes through symlink "evil""#,
+        );
+    }
+
+    #[test]
+    fn hardlink_to_a_symlink_links_the_symlink_itself() {
+        check(
+            &[
+                symlink("l", "{outside}/secret"),
+                hardlink("h", "l").mode(0o600).owner(7, 7),
+            ],
+            r#"
+            l 7:7 h -> {outside}/secret
+            h l => h
+            "#,
+        );
+    }
+
+    #[test]
+    fn hardlink_to_a_missing_or_directory_target_is_rejected() {
+        check(
+            &[hardlink("h", "nothing")],
+            r#"error: layer entry "h" is a hardlink to "nothing", which is not an earlier file"#,
+        );
+        check(
+            &[dir("d"), hardlink("h", "d")],
+            "error: which is not an earlier file",
+        );
+        check(
+            &[file("f", ""), hardlink("h", "f/x")],
+            "error: which is not an earlier file",
+        );
+        check(&[hardlink("h", "/")], "error: which is not an earlier file");
+    }
+
+    #[test]
+    fn a_file_where_a_parent_should_be_is_rejected() {
+        check(
+            &[file("a", "x"), file("a/b", "y")],
+            r#"error: layer entry "a/b" needs "a" to be a directory"#,
+        );
+    }
+
+    #[test]
+    fn v7_directories_and_contiguous_files() {
+        check(
+            &[
+                raw(0, "olddir/").mode(0o755),
+                raw(0, "olddir/f"),
+                raw(b'7', "contig"),
+            ],
+            r#"
+            f 0644 0:0 contig ""
+            d 0755 0:0 olddir/
+            f 0644 0:0 olddir/f ""
+            "#,
+        );
+    }
+
+    #[test]
+    fn unsupported_and_corrupt_tars_are_errors() {
+        check(
+            &[raw(b'V', "volume-label")],
+            r#"error: layer entry "volume-label" has tar type 'V'"#,
+        );
+        let sandbox = Sandbox::new();
+        let mut tar = build(
+            &[file("a", "1234"), file("b", &"x".repeat(2000))],
+            &sandbox.outside,
+        );
+        tar.truncate(1536);
+        let err = apply_layer(&sandbox.root, &tar[..]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"layer entry "b": reading file data from the layer"#),
+            "{err}"
+        );
+        let mut tar = build(&[file("a", "1234")], &sandbox.outside);
+        tar[0] ^= 1; // breaks the header checksum
+        let err = apply_layer(&sandbox.root, &tar[..]).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        let err = apply_layer(&sandbox.root.join("missing"), &[][..]).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot open the layer directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stats_and_the_whole_stream_is_read() {
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let sandbox = Sandbox::new();
+        let mut tar = build(
+            &[
+                dir("d"),
+                file("d/a", "12345"),
+                file("d/b", &"x".repeat(1000)),
+                hardlink("d/c", "d/a"),
+                file("d/.wh.e", ""),
+                symlink("d/l", "a"),
+            ],
+            &sandbox.outside,
+        );
+        tar.extend_from_slice(&[0; 10240]); // end-of-archive and block padding
+        let mut reader = Counting(&tar, 0);
+        let stats = apply_layer(&sandbox.root, &mut reader).unwrap();
+        assert_eq!(
+            stats,
+            ApplyStats {
+                entries: 6,
+                size: 1005
+            }
+        );
+        assert_eq!(reader.1, tar.len());
+    }
+
+    #[test]
+    fn names_are_normalised_lexically() {
+        for (raw, expected) in [
+            ("a/b", Some("a/b")),
+            ("./a//b/", Some("a/b")),
+            ("/a/./b", Some("a/b")),
+            ("a/../b", Some("b")),
+            ("a/b/../..", Some("")),
+            ("./", Some("")),
+            ("..", None),
+            ("a/../../b", None),
+            ("/../b", None),
+            ("...", Some("...")),
+        ] {
+            let mut out = Vec::new();
+            let ok = normalise(raw.as_bytes(), &mut out);
+            let got = ok.then(|| String::from_utf8(out).unwrap());
+            assert_eq!(got.as_deref(), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn pax_times() {
+        for (text, expected) in [
+            ("1700000000", Some((1_700_000_000, 0))),
+            ("1.5", Some((1, 500_000_000))),
+            ("1.0000000019", Some((1, 1))),
+            ("-1.25", Some((-2, 750_000_000))),
+            ("-3", Some((-3, 0))),
+            ("x", None),
+            ("", None),
+            ("1.2x", None),
+        ] {
+            let got = parse_pax_time(text.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+            assert_eq!(got, expected, "{text}");
+        }
+    }
+
+    /// `BERTH_BENCH_TAR=/tmp/x.tar cargo test --release -p berth-image --lib apply::tests::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_apply_big_tar() {
+        let Ok(path) = std::env::var("BERTH_BENCH_TAR") else {
+            eprintln!("set BERTH_BENCH_TAR to an uncompressed tar");
+            return;
+        };
+        let tar = fs::read(&path).unwrap();
+        for _ in 0..3 {
+            let sandbox = Sandbox::new();
+            let start = std::time::Instant::now();
+            let stats = apply_layer(&sandbox.root, &tar[..]).unwrap();
+            let elapsed = start.elapsed();
+            eprintln!(
+                "{} entries, {} MB of files in {:?}: {:.0} MB/s of tar",
+                stats.entries,
+                stats.size / 1_000_000,
+                elapsed,
+                tar.len() as f64 / 1e6 / elapsed.as_secs_f64()
+            );
+        }
     }
 }

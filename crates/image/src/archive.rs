@@ -89,7 +89,12 @@ impl Store {
         for (id, tags) in &images {
             let info = self.info(id)?;
             let mut blobs = vec![info.record.manifest.clone(), id.clone()];
-            blobs.extend(info.manifest.layers().iter().map(|l| l.digest().to_string()));
+            blobs.extend(
+                info.manifest
+                    .layers()
+                    .iter()
+                    .map(|l| l.digest().to_string()),
+            );
             for b in &blobs {
                 if written.insert(b.clone()) {
                     self.append_blob(&mut tar, b)?;
@@ -161,7 +166,10 @@ impl Store {
         let mut entries = Entries::default();
         let mut archive = tar::Archive::new(input);
         let bad = |e: std::io::Error| {
-            Error::malformed("archive", format!("{e}; is this a docker save or OCI archive?"))
+            Error::malformed(
+                "archive",
+                format!("{e}; is this a docker save or OCI archive?"),
+            )
         };
         for entry in archive.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
@@ -290,9 +298,7 @@ impl Store {
         }
         let (digest, _) = blob.finish()?;
         let unpacked = match unpacker.join() {
-            Ok((diff_id, stats)) => unpacker
-                .take_prepared()
-                .map(|p| (diff_id, stats.size, p)),
+            Ok((diff_id, stats)) => unpacker.take_prepared().map(|p| (diff_id, stats.size, p)),
             Err(_) => None, // not a layer, or not one that unpacks: decided later
         };
         Ok(LoadedFile::Blob { digest, unpacked })
@@ -426,7 +432,10 @@ impl Entries {
     }
 
     fn missing(path: &str) -> Error {
-        Error::malformed("archive", format!("it refers to {path:?}, which it does not contain"))
+        Error::malformed(
+            "archive",
+            format!("it refers to {path:?}, which it does not contain"),
+        )
     }
 
     /// The bytes of a (small) entry.
@@ -459,7 +468,11 @@ fn blob_path(digest: &str) -> Result<String, Error> {
     Ok(format!("blobs/sha256/{}", validate_digest(digest)?))
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Result<(), Error> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(), Error> {
     let mut h = tar::Header::new_ustar();
     h.set_size(bytes.len() as u64);
     h.set_mode(0o644);

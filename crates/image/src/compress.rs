@@ -52,7 +52,10 @@ mod tests {
         let zst = zstd::encode_all(&data[..], 3).unwrap();
         for blob in [data.clone(), gz, zst] {
             let mut out = Vec::new();
-            decompress(&blob[..]).unwrap().read_to_end(&mut out).unwrap();
+            decompress(&blob[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, data);
         }
     }

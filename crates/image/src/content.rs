@@ -98,7 +98,10 @@ impl Content {
         if self.exists(digest) {
             // Another process committed it while we waited; our path may be a fresh empty
             // file it never used.
-            if std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false) {
+            if std::fs::metadata(&path)
+                .map(|m| m.len() == 0)
+                .unwrap_or(false)
+            {
                 let _ = std::fs::remove_file(&path);
             }
             return Ok(None);
@@ -133,10 +136,9 @@ impl Content {
     pub fn temp_blob(&self) -> Result<TempBlob, Error> {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = self
-            .ingest
-            .join(format!("tmp-{}-{n}", std::process::id()));
-        let file = File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
+        let path = self.ingest.join(format!("tmp-{}-{n}", std::process::id()));
+        let file =
+            File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
         Ok(TempBlob {
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             path,

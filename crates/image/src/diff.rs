@@ -123,8 +123,7 @@ pub fn write_layer(dir: &Path, out: impl Write) -> Result<DiffStats, DiffError> 
         };
         frame.next += 1;
         let abs = frame.abs.join(&name);
-        let meta =
-            fs::symlink_metadata(&abs).map_err(read_err(&abs, "inspecting the file"))?;
+        let meta = fs::symlink_metadata(&abs).map_err(read_err(&abs, "inspecting the file"))?;
         let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
         rel.extend_from_slice(&frame.rel);
         if !rel.is_empty() {
@@ -338,7 +337,10 @@ impl<W: Write> LayerWriter<W> {
         let out = self.builder.get_mut();
         let mut left = size;
         while left > 0 {
-            let want = self.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
             let n = match file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     return Err(DiffError::Read {
@@ -387,13 +389,20 @@ impl<W: Write> LayerWriter<W> {
             let n = link.len().min(old.linkname.len());
             old.linkname[..n].copy_from_slice(&link[..n]);
         }
-        for (key, id) in [(b"uid", u64::from(meta.uid())), (b"gid", u64::from(meta.gid()))] {
+        for (key, id) in [
+            (b"uid", u64::from(meta.uid())),
+            (b"gid", u64::from(meta.gid())),
+        ] {
             if id > USTAR_ID_MAX {
                 pax_record(&mut self.pax, &[key], id.to_string().as_bytes());
             }
         }
         if !(0..=USTAR_TIME_MAX).contains(&meta.mtime()) {
-            pax_record(&mut self.pax, &[b"mtime"], meta.mtime().to_string().as_bytes());
+            pax_record(
+                &mut self.pax,
+                &[b"mtime"],
+                meta.mtime().to_string().as_bytes(),
+            );
         }
         if meta.uid() as u64 > USTAR_ID_MAX {
             header.set_uid(0);
@@ -465,5 +474,277 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> DiffError + '_ {
     move |source| DiffError::Write {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Layers go through [`check`]: entries are unpacked with `apply`, written back with
+    //! [`write_layer`], the tar is listed and compared, and then unpacked again to show the
+    //! round trip loses nothing.
+
+    use super::*;
+    use crate::apply::apply_layer;
+    use crate::apply::tests::{
+        blockdev, build, chardev, dedent, dir, fifo, file, hardlink, listing, symlink, Sandbox, E,
+        MTIME,
+    };
+
+    /// Lists a layer tar: `d MODE UID:GID path`, `f MODE UID:GID path "data"`,
+    /// `h path => target`, `l UID:GID path -> target`, `c/b MODE UID:GID path MAJ,MIN`,
+    /// `p MODE UID:GID path`, then ` xattr=value` and ` @mtime` when not [`MTIME`].
+    fn tar_listing(tar: &[u8]) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut out = String::new();
+        let mut archive = tar::Archive::new(tar);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut xattrs = Vec::new();
+            if let Some(extensions) = entry.pax_extensions().unwrap() {
+                for extension in extensions {
+                    let extension = extension.unwrap();
+                    if let Some(name) = extension.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                        let value = String::from_utf8_lossy(extension.value_bytes());
+                        xattrs.push(format!(" {name}={value:?}"));
+                    }
+                }
+            }
+            let header = entry.header().clone();
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .unwrap_or_default();
+            let owner = format!("{}:{}", header.uid().unwrap(), header.gid().unwrap());
+            let mode = header.mode().unwrap() & 0o7777;
+            let device = || {
+                let major = header.device_major().unwrap().unwrap();
+                let minor = header.device_minor().unwrap().unwrap();
+                format!("{major},{minor}")
+            };
+            let mut line = match header.entry_type() {
+                EntryType::Directory => format!("d {mode:04o} {owner} {path}"),
+                EntryType::Regular => {
+                    let mut data = Vec::new();
+                    entry.read_to_end(&mut data).unwrap();
+                    let data = String::from_utf8_lossy(&data);
+                    format!("f {mode:04o} {owner} {path} {data:?}")
+                }
+                EntryType::Link => format!("h {path} => {link}"),
+                EntryType::Symlink => format!("l {owner} {path} -> {link}"),
+                EntryType::Char => format!("c {mode:04o} {owner} {path} {}", device()),
+                EntryType::Block => format!("b {mode:04o} {owner} {path} {}", device()),
+                EntryType::Fifo => format!("p {mode:04o} {owner} {path}"),
+                other => format!("? {other:?} {path}"),
+            };
+            xattrs.sort();
+            line.extend(xattrs);
+            let mtime = header.mtime().unwrap();
+            if now.abs_diff(mtime) < 86_400 {
+                line.push_str(" @now");
+            } else if mtime != MTIME {
+                line.push_str(&format!(" @{mtime}"));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Unpacks `entries`, writes the result back as a layer and compares the layer's listing
+    /// with `expected`; then checks the layer is deterministic, unpacks it into a second root
+    /// and checks that tree is the first one again.
+    #[track_caller]
+    fn check(entries: &[E], expected: &str) {
+        let first = Sandbox::new();
+        let tar = build(entries, &first.outside);
+        let applied = apply_layer(&first.root, &tar[..]).unwrap();
+        let mut layer = Vec::new();
+        let stats = write_layer(&first.root, &mut layer).unwrap();
+        assert_eq!(tar_listing(&layer), dedent(expected));
+        assert_eq!(
+            stats.size, applied.size,
+            "file bytes differ after the round trip"
+        );
+
+        let mut again = Vec::new();
+        write_layer(&first.root, &mut again).unwrap();
+        assert!(
+            layer == again,
+            "writing the same tree twice gave different tars"
+        );
+
+        let second = Sandbox::new();
+        let reapplied = apply_layer(&second.root, &layer[..]).unwrap();
+        assert_eq!(
+            (reapplied.entries, reapplied.size),
+            (stats.entries, stats.size),
+            "apply and diff count differently"
+        );
+        assert_eq!(
+            listing(&second.root, &second.outside, false),
+            listing(&first.root, &first.outside, false),
+            "the tree changed in the round trip"
+        );
+    }
+
+    #[test]
+    fn a_layer_round_trips() {
+        let long = format!(
+            "{}/{}/{}",
+            "a".repeat(100),
+            "b".repeat(100),
+            "c".repeat(100)
+        );
+        let expected = format!(
+            r#"
+            d 0755 0:0 {a}/ @now
+            d 0755 0:0 {a}/{b}/ @now
+            f 0644 0:0 {long} "long"
+            l 0:0 {a}/{b}/link -> {long}
+            d 0750 1000:1000 data/
+            f 0640 1000:1000 data/a.txt "a\n" user.mime_type="text/plain"
+            f 0644 3000000:3000001 data/big-ids ""
+            f 0644 0:0 data/empty ""
+            f 0600 0:0 data/.wh.gone "" @1500000000
+            h data/hard => data/a.txt user.mime_type="text/plain"
+            l 1000:1000 data/link -> a.txt trusted.l="1"
+            d 0755 0:0 dev/ @now
+            b 0660 0:6 dev/loop0 7,0
+            c 0666 0:0 dev/null 1,3
+            p 0600 0:0 dev/pipe @1234567890
+            d 0700 0:0 etc/ user.dir="d"
+            f 0700 0:0 etc/.wh..wh..opq ""
+            f 0644 0:0 etc/hosts "h"
+            d 0755 0:0 usr/ @now
+            d 0755 0:0 usr/bin/ @now
+            f 4755 0:0 usr/bin/sudo "su"
+            "#,
+            a = "a".repeat(100),
+            b = "b".repeat(100),
+        );
+        check(
+            &[
+                dir("data").mode(0o750).owner(1000, 1000),
+                file("data/a.txt", "a\n")
+                    .mode(0o640)
+                    .owner(1000, 1000)
+                    .xattr("user.mime_type", "text/plain"),
+                hardlink("data/hard", "data/a.txt")
+                    .mode(0o640)
+                    .owner(1000, 1000),
+                file("data/empty", ""),
+                file("data/big-ids", "")
+                    .pax("uid", "3000000")
+                    .pax("gid", "3000001"),
+                file("data/.wh.gone", "").mtime(1_500_000_000),
+                symlink("data/link", "a.txt")
+                    .owner(1000, 1000)
+                    .xattr("trusted.l", "1"),
+                chardev("dev/null", 1, 3),
+                blockdev("dev/loop0", 7, 0).owner(0, 6),
+                fifo("dev/pipe").mtime(1_234_567_890),
+                dir("etc").mode(0o700).xattr("user.dir", "d"),
+                file("etc/.wh..wh..opq", ""),
+                file("etc/hosts", "h"),
+                file("usr/bin/sudo", "su").mode(0o4755),
+                file(&long, "long"),
+                symlink(
+                    &format!("{}/{}/link", "a".repeat(100), "b".repeat(100)),
+                    &long,
+                ),
+            ],
+            &expected,
+        );
+    }
+
+    #[test]
+    fn an_empty_directory_is_an_empty_layer() {
+        let sandbox = Sandbox::new();
+        let mut layer = Vec::new();
+        let stats = write_layer(&sandbox.root, &mut layer).unwrap();
+        assert_eq!(stats, DiffStats::default());
+        assert_eq!(layer, vec![0; 1024]);
+    }
+
+    #[test]
+    fn sockets_are_skipped_and_files_must_be_directories() {
+        let sandbox = Sandbox::new();
+        let _listener = std::os::unix::net::UnixListener::bind(sandbox.root.join("sock")).unwrap();
+        fs::write(sandbox.root.join("f"), "f").unwrap();
+        let mut layer = Vec::new();
+        write_layer(&sandbox.root, &mut layer).unwrap();
+        let names: Vec<_> = tar_listing(&layer).lines().map(str::to_owned).collect();
+        assert_eq!(names, [r#"f 0644 0:0 f "f" @now"#]);
+
+        let err = write_layer(&sandbox.root.join("f"), io::sink()).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        let err = write_layer(&sandbox.root.join("missing"), io::sink()).unwrap_err();
+        assert!(
+            err.to_string().contains("inspecting the directory failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_overlay_upper_dir_becomes_a_layer() {
+        // The real kernel writes the whiteouts and opaque markers here, not a test helper.
+        let base = tempfile::tempdir().unwrap();
+        let [lower, upper, work, merged] =
+            ["lower", "upper", "work", "merged"].map(|d| base.path().join(d));
+        for d in [&lower, &upper, &work, &merged] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::create_dir_all(lower.join("etc/old")).unwrap();
+        fs::write(lower.join("etc/old/x"), "x").unwrap();
+        fs::write(lower.join("etc/a"), "a").unwrap();
+        fs::write(lower.join("etc/b"), "b").unwrap();
+        fs::write(lower.join("keep"), "k").unwrap();
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let status = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &options])
+            .arg(&merged)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting overlayfs (tests run as root)");
+        let changes = (|| -> io::Result<()> {
+            fs::remove_file(merged.join("etc/a"))?;
+            fs::remove_file(merged.join("etc/b"))?;
+            fs::remove_dir_all(merged.join("etc/old"))?;
+            fs::create_dir(merged.join("etc/old"))?;
+            fs::write(merged.join("etc/old/y"), "y")?;
+            fs::write(merged.join("new"), "n")?;
+            Ok(())
+        })();
+        let status = std::process::Command::new("umount")
+            .arg(&merged)
+            .status()
+            .unwrap();
+        changes.unwrap();
+        assert!(status.success());
+
+        let mut layer = Vec::new();
+        write_layer(&upper, &mut layer).unwrap();
+        let listed = tar_listing(&layer);
+        let expected = dedent(
+            r#"
+            d 0755 0:0 etc/ @now
+            f 0600 0:0 etc/.wh.a "" @now
+            f 0600 0:0 etc/.wh.b "" @now
+            d 0755 0:0 etc/old/ @now
+            f 0755 0:0 etc/old/.wh..wh..opq "" @now
+            f 0644 0:0 etc/old/y "y" @now
+            f 0644 0:0 new "n" @now
+            "#,
+        );
+        assert_eq!(listed, expected);
     }
 }

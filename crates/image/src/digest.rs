@@ -51,7 +51,10 @@ mod tests {
         let b = format!("sha256:{}", "b".repeat(64));
         let c = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(c[0], a);
-        assert_eq!(c[1], format!("sha256:{}", sha256_hex(format!("{a} {b}").as_bytes())));
+        assert_eq!(
+            c[1],
+            format!("sha256:{}", sha256_hex(format!("{a} {b}").as_bytes()))
+        );
     }
 
     #[test]

@@ -27,7 +27,15 @@ pub struct ImportOptions {
 
 /// Instructions `--change` accepts, as in Docker.
 const CHANGE_KEYS: &[&str] = &[
-    "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME",
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
     "WORKDIR",
 ];
 
@@ -44,7 +52,8 @@ impl Store {
         for change in &options.changes {
             apply_change(&mut container_config, change)?;
         }
-        let mut tar = crate::compress::decompress(input).map_err(Error::io("reading the tarball"))?;
+        let mut tar =
+            crate::compress::decompress(input).map_err(Error::io("reading the tarball"))?;
         let mut unpacker = Unpacker::start(&self.snapshots, "import", "import", None)?;
         let mut blob = self.content.temp_blob()?;
         let mut diff_hasher = Sha256::new();
@@ -53,13 +62,16 @@ impl Store {
             let mut gz = flate2::write::GzEncoder::new(&mut blob, flate2::Compression::fast());
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = tar.read(&mut buf).map_err(Error::io("reading the tarball"))?;
+                let n = tar
+                    .read(&mut buf)
+                    .map_err(Error::io("reading the tarball"))?;
                 if n == 0 {
                     break;
                 }
                 diff_hasher.update(&buf[..n]);
                 unpacker.feed(&buf[..n]);
-                gz.write_all(&buf[..n]).map_err(Error::io("compressing the layer"))?;
+                gz.write_all(&buf[..n])
+                    .map_err(Error::io("compressing the layer"))?;
             }
             gz.finish().map_err(Error::io("compressing the layer"))?;
         }
@@ -79,7 +91,8 @@ impl Store {
             )?;
         }
         let created = now_rfc3339();
-        let mut history = json!({"created": created, "comment": format!("Imported from {}", options.source)});
+        let mut history =
+            json!({"created": created, "comment": format!("Imported from {}", options.source)});
         if let Some(m) = &options.message {
             history["comment"] = Value::String(m.clone());
         }
@@ -140,8 +153,8 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
     }
     let exec_form = |shell: bool| -> Result<Value, Error> {
         if rest.starts_with('[') {
-            let v: Vec<String> = serde_json::from_str(rest)
-                .map_err(|e| bad(format!("invalid JSON array: {e}")))?;
+            let v: Vec<String> =
+                serde_json::from_str(rest).map_err(|e| bad(format!("invalid JSON array: {e}")))?;
             Ok(json!(v))
         } else if shell {
             Ok(json!(["/bin/sh", "-c", rest]))
@@ -230,7 +243,9 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
 /// `k=v k2="v 2"` or the legacy single `k v`.
 fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     if !s.split_whitespace().next().unwrap_or("").contains('=') {
-        let (k, v) = s.split_once(char::is_whitespace).ok_or("expected KEY=VALUE")?;
+        let (k, v) = s
+            .split_once(char::is_whitespace)
+            .ok_or("expected KEY=VALUE")?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
     let mut out = Vec::new();
@@ -292,17 +307,35 @@ mod tests {
     fn changes_follow_dockerfile_forms() {
         check(&[r#"CMD ["sh"]"#], r#"{"Cmd":["sh"]}"#);
         check(&["CMD echo hi"], r#"{"Cmd":["/bin/sh","-c","echo hi"]}"#);
-        check(&["ENV A=1 B=\"two words\"", "ENV A 3"], r#"{"Env":["B=two words","A=3"]}"#);
-        check(&["EXPOSE 80 53/udp"], r#"{"ExposedPorts":{"53/udp":{},"80/tcp":{}}}"#);
-        check(&["WORKDIR /app", "USER 1000"], r#"{"User":"1000","WorkingDir":"/app"}"#);
+        check(
+            &["ENV A=1 B=\"two words\"", "ENV A 3"],
+            r#"{"Env":["B=two words","A=3"]}"#,
+        );
+        check(
+            &["EXPOSE 80 53/udp"],
+            r#"{"ExposedPorts":{"53/udp":{},"80/tcp":{}}}"#,
+        );
+        check(
+            &["WORKDIR /app", "USER 1000"],
+            r#"{"User":"1000","WorkingDir":"/app"}"#,
+        );
         check(&["LABEL a=b"], r#"{"Labels":{"a":"b"}}"#);
     }
 
     #[test]
     fn bad_changes_are_named() {
         check(&["RUN ls"], "error: --change \"RUN ls\": RUN is not a valid change command; use one of CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR");
-        check(&["CMD [oops"], "error: --change \"CMD [oops\": invalid JSON array: expected value at line 1 column 2");
-        check(&["EXPOSE http"], "error: --change \"EXPOSE http\": invalid port \"http\"");
-        check(&["CMD"], "error: --change \"CMD\": CMD requires at least one argument");
+        check(
+            &["CMD [oops"],
+            "error: --change \"CMD [oops\": invalid JSON array: expected value at line 1 column 2",
+        );
+        check(
+            &["EXPOSE http"],
+            "error: --change \"EXPOSE http\": invalid port \"http\"",
+        );
+        check(
+            &["CMD"],
+            "error: --change \"CMD\": CMD requires at least one argument",
+        );
     }
 }

@@ -19,8 +19,8 @@ use berth_registry::{
 use crate::content::Ingest;
 use crate::digest::chain_ids;
 use crate::snapshot::{SnapshotInfo, Snapshots};
-use crate::unpack::{check_diff_id, unpack_stream, Unpacker};
 use crate::store::ImageRecord;
+use crate::unpack::{check_diff_id, unpack_stream, Unpacker};
 use crate::{Error, Store};
 
 /// What a pull did.
@@ -161,7 +161,12 @@ impl Store {
             } else {
                 None
             };
-            Some(Unpacker::start(&self.snapshots, &plan.chain_id, &digest, earlier)?)
+            Some(Unpacker::start(
+                &self.snapshots,
+                &plan.chain_id,
+                &digest,
+                earlier,
+            )?)
         };
         let sink = LayerSink {
             ingest: Some(ingest),
@@ -217,7 +222,10 @@ impl BlobSink for LayerSink {
     }
 
     fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
-        self.ingest.as_mut().expect("open until finish").write(chunk)?;
+        self.ingest
+            .as_mut()
+            .expect("open until finish")
+            .write(chunk)?;
         if let Some(u) = &mut self.unpacker {
             u.feed(chunk);
         }

@@ -72,7 +72,8 @@ impl Snapshots {
     /// Opens (creating) the snapshot store under `root`.
     pub fn open(root: &Path) -> Result<Snapshots, Error> {
         let root = root.join("snapshots");
-        std::fs::create_dir_all(&root).map_err(Error::io(format!("creating {}", root.display())))?;
+        std::fs::create_dir_all(&root)
+            .map_err(Error::io(format!("creating {}", root.display())))?;
         Ok(Snapshots { root })
     }
 
@@ -131,7 +132,9 @@ impl Snapshots {
                 Ok(())
             }
             Err(_) if self.stat(&info.chain_id)?.is_some() => Ok(()),
-            Err(e) => Err(Error::io(format!("committing snapshot {}", info.chain_id))(e)),
+            Err(e) => Err(Error::io(format!("committing snapshot {}", info.chain_id))(
+                e,
+            )),
         }
     }
 

@@ -149,7 +149,9 @@ impl Store {
         let mut meta = self.read_meta()?;
         let out = f(&mut meta)?;
         let path = self.root.join(META_FILE);
-        let tmp = self.root.join(format!(".{META_FILE}.{}", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".{META_FILE}.{}", std::process::id()));
         let ctx = || format!("writing {}", path.display());
         let mut file = std::fs::File::create(&tmp).map_err(Error::io(ctx()))?;
         file.write_all(&serde_json::to_vec_pretty(&meta).expect("meta serialises"))
@@ -193,9 +195,13 @@ impl Store {
     /// Everything about one image.
     pub fn info(&self, id: &str) -> Result<ImageInfo, Error> {
         let meta = self.read_meta()?;
-        let record = meta.images.get(id).cloned().ok_or_else(|| Error::NoSuchImage {
-            name: id.to_string(),
-        })?;
+        let record = meta
+            .images
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchImage {
+                name: id.to_string(),
+            })?;
         self.info_from(&meta, id, record)
     }
 
@@ -403,9 +409,11 @@ fn lookup_in(meta: &Meta, name: &str) -> Result<String, Error> {
     if let Ok(r) = Reference::parse_with_default_tag(name) {
         if let Some(d) = r.digest() {
             let wanted = format!("{}@{d}", r.name());
-            if let Some((id, _)) = meta.images.iter().find(|(_, rec)| {
-                rec.repo_digests.contains(&wanted) || (rec.manifest == d)
-            }) {
+            if let Some((id, _)) = meta
+                .images
+                .iter()
+                .find(|(_, rec)| rec.repo_digests.contains(&wanted) || (rec.manifest == d))
+            {
                 return Ok(id.clone());
             }
         } else if let Some(id) = meta.tags.get(&r.to_string()) {

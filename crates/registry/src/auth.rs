@@ -178,7 +178,11 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         let Some((key, after)) = rest.split_once('=') else {
             break;
         };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
@@ -223,7 +227,10 @@ mod tests {
         assert_eq!(p["realm"], "http://127.0.0.1:1/token");
         assert_eq!(p["service"], "reg, 1");
         assert_eq!(p["scope"], "repository:a/b:pull,push");
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate x"), None);
     }
 

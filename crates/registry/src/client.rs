@@ -122,7 +122,8 @@ impl Registry {
             host: host.to_string(),
             base: None,
         };
-        self.rt.block_on(async move { inner.login(&ep, creds).await })
+        self.rt
+            .block_on(async move { inner.login(&ep, creds).await })
     }
 }
 
@@ -276,7 +277,10 @@ impl Inner {
                 .and_then(|v| v.to_str().ok())
                 .and_then(auth::parse_challenge);
             let header = self.authenticate(ep, challenge, scope, what).await?;
-            self.tokens.lock().expect("lock").insert(key.clone(), header);
+            self.tokens
+                .lock()
+                .expect("lock")
+                .insert(key.clone(), header);
         }
         unreachable!("the loop returns on its second attempt")
     }
@@ -302,7 +306,9 @@ impl Inner {
         match challenge {
             Some(Challenge::Basic) => match creds {
                 Some(c) => Ok(basic_header(&c)),
-                None => Err(denied("the registry requires a user name and password".into())),
+                None => Err(denied(
+                    "the registry requires a user name and password".into(),
+                )),
             },
             Some(Challenge::Bearer(params)) => {
                 let token = self.fetch_token(ep, &params, scope, creds.as_ref()).await?;
@@ -352,7 +358,9 @@ impl Inner {
             )));
         }
         if !status.is_success() {
-            return Err(denied(format!("the token server {realm} answered {status}")));
+            return Err(denied(format!(
+                "the token server {realm} answered {status}"
+            )));
         }
         #[derive(serde::Deserialize)]
         struct TokenResponse {
@@ -377,10 +385,14 @@ impl Inner {
         let base = self.base(ep).await?;
         let client = self.client_for(&ep.host);
         let url = format!("{base}/v2/");
-        let resp = client.get(&url).send().await.map_err(|e| Error::Unreachable {
-            registry: ep.host.clone(),
-            cause: error_chain(&e),
-        })?;
+        let resp = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable {
+                registry: ep.host.clone(),
+                cause: error_chain(&e),
+            })?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -400,14 +412,21 @@ impl Inner {
                 if r.status().is_success() {
                     Ok(())
                 } else {
-                    Err(failed(format!("unauthorized: incorrect username or password ({})", r.status())))
+                    Err(failed(format!(
+                        "unauthorized: incorrect username or password ({})",
+                        r.status()
+                    )))
                 }
             }
             Some(Challenge::Bearer(params)) => {
                 let token = self
                     .fetch_token(ep, &params, "", Some(creds))
                     .await
-                    .map_err(|e| failed(format!("unauthorized: incorrect username or password ({e})")))?;
+                    .map_err(|e| {
+                        failed(format!(
+                            "unauthorized: incorrect username or password ({e})"
+                        ))
+                    })?;
                 let r = client
                     .get(&url)
                     .bearer_auth(token)
@@ -417,7 +436,10 @@ impl Inner {
                 if r.status().is_success() {
                     Ok(())
                 } else {
-                    Err(failed(format!("the registry refused the token ({})", r.status())))
+                    Err(failed(format!(
+                        "the registry refused the token ({})",
+                        r.status()
+                    )))
                 }
             }
             None => Err(failed(format!(
@@ -522,7 +544,12 @@ impl Inner {
         let (config_bytes, _) = self
             .get_document(ep, reference, &format!("blobs/{config_digest}"), "config")
             .await?;
-        verify(&config_digest, &sha256_digest(&config_bytes), "config", &ep.host)?;
+        verify(
+            &config_digest,
+            &sha256_digest(&config_bytes),
+            "config",
+            &ep.host,
+        )?;
         let config = serde_json::from_slice(&config_bytes).map_err(|e| Error::BadManifest {
             reference: reference.to_string(),
             cause: format!("image config {config_digest} is invalid: {e}"),

@@ -73,7 +73,9 @@ impl RegistryOptions {
 
     /// The credentials file in use.
     pub fn auth_path(&self) -> PathBuf {
-        self.auth_file.clone().unwrap_or_else(crate::auth::default_config_path)
+        self.auth_file
+            .clone()
+            .unwrap_or_else(crate::auth::default_config_path)
     }
 }
 
@@ -92,7 +94,11 @@ fn in_cidr(cidr: &str, host: &str) -> bool {
     if bits > 32 {
         return false;
     }
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     u32::from(net) & mask == u32::from(ip) & mask
 }
 
@@ -119,13 +125,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("daemon.json");
         std::fs::write(&f, r#"{"registry-mirrors": ["127.0.0.1:5000"]}"#).unwrap();
-        let e = RegistryOptions::from_daemon_json(&f).unwrap_err().to_string();
-        assert!(e.contains("daemon.json") && e.contains("must start with http://"), "{e}");
+        let e = RegistryOptions::from_daemon_json(&f)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("daemon.json") && e.contains("must start with http://"),
+            "{e}"
+        );
         std::fs::write(&f, "{not json").unwrap();
-        let e = RegistryOptions::from_daemon_json(&f).unwrap_err().to_string();
+        let e = RegistryOptions::from_daemon_json(&f)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid daemon.json"), "{e}");
-        std::fs::write(&f, r#"{"registry-mirrors": ["http://127.0.0.1:5000"], "debug": true}"#)
-            .unwrap();
+        std::fs::write(
+            &f,
+            r#"{"registry-mirrors": ["http://127.0.0.1:5000"], "debug": true}"#,
+        )
+        .unwrap();
         let o = RegistryOptions::from_daemon_json(&f).unwrap();
         assert_eq!(o.mirrors, vec!["http://127.0.0.1:5000"]);
         assert!(RegistryOptions::from_daemon_json(&dir.join("missing")).is_ok());

@@ -145,10 +145,15 @@ async fn fetch_one(
 
     let mut done = start;
     let mut attempt = 0;
+    let mut resume = true;
     let transfer: Result<(), Error> = loop {
+        if done == total {
+            // Every byte is already held (a pull was killed just before committing).
+            break Ok(());
+        }
         let scope = format!("repository:{repo}:pull");
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let from = done;
+        let from = if resume { done } else { 0 };
         let resp = inner
             .send(ep, &scope, reference, |c, base| {
                 let r = c.request(Method::GET, format!("{base}{path}"));
@@ -168,6 +173,12 @@ async fn fetch_one(
             Err(e) => break Err(e),
         };
         let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE && attempt < RETRIES {
+            // The server will not resume: take the whole blob again, skipping what we hold.
+            attempt += 1;
+            resume = false;
+            continue;
+        }
         if status == StatusCode::NOT_FOUND {
             break Err(Error::NotFound {
                 reference: format!("{reference} (blob {digest})"),
@@ -179,11 +190,21 @@ async fn fetch_one(
                 registry: ep.host.clone(),
                 what: format!("GET {path}"),
                 status: status.as_u16(),
-                body: resp.text().await.unwrap_or_default().chars().take(300).collect(),
+                body: resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect(),
             });
         }
         // A server that ignores Range sends everything again: skip what we already have.
-        let mut skip = if status == StatusCode::PARTIAL_CONTENT { 0 } else { done };
+        let mut skip = if status == StatusCode::PARTIAL_CONTENT {
+            0
+        } else {
+            done
+        };
         let mut stream = resp.bytes_stream();
         let mut broken = None;
         while let Some(item) = stream.next().await {

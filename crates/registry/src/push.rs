@@ -99,7 +99,13 @@ async fn expect(
         registry: ep.host.clone(),
         what: what.to_string(),
         status,
-        body: resp.text().await.unwrap_or_default().chars().take(300).collect(),
+        body: resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect(),
     })
 }
 
@@ -162,12 +168,15 @@ async fn push_blob(
                 })
                 .await?;
             let resp = expect(resp, ep, &format!("POST {path}"), &[StatusCode::ACCEPTED]).await?;
-            resp.headers().get(LOCATION).cloned().ok_or_else(|| Error::Status {
-                registry: ep.host.clone(),
-                what: format!("POST {path}"),
-                status: 202,
-                body: "no Location header".into(),
-            })?
+            resp.headers()
+                .get(LOCATION)
+                .cloned()
+                .ok_or_else(|| Error::Status {
+                    registry: ep.host.clone(),
+                    what: format!("POST {path}"),
+                    status: 202,
+                    body: "no Location header".into(),
+                })?
         }
     };
     let location = location.to_str().unwrap_or_default().to_string();
@@ -189,7 +198,10 @@ async fn push_blob(
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -228,7 +240,13 @@ async fn push_blob(
         cause: error_chain(&e),
     })?;
     let _ = reader_task.await;
-    expect(resp, ep, &format!("PUT blob {digest}"), &[StatusCode::CREATED]).await?;
+    expect(
+        resp,
+        ep,
+        &format!("PUT blob {digest}"),
+        &[StatusCode::CREATED],
+    )
+    .await?;
     progress.event(ProgressEvent::Done { digest });
     Ok(())
 }

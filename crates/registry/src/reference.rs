@@ -49,7 +49,9 @@ pub enum ReferenceError {
         digest: String,
     },
     /// The tag has characters or length Docker rejects.
-    #[error("invalid reference format: tag {tag:?} must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")]
+    #[error(
+        "invalid reference format: tag {tag:?} must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"
+    )]
     Tag {
         /// The tag part of the input.
         tag: String,
@@ -258,7 +260,9 @@ fn valid_domain(d: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -269,18 +273,23 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
 fn valid_digest(d: &str) -> bool {
     match d.split_once(':') {
         Some(("sha256", hex)) => {
-            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         Some(("sha512", hex)) => {
-            hex.len() == 128 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 128
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         _ => false,
     }
@@ -318,22 +327,43 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         check("busybox", "docker.io/library/busybox:latest");
-        check("python:3.8-slim-buster", "docker.io/library/python:3.8-slim-buster");
+        check(
+            "python:3.8-slim-buster",
+            "docker.io/library/python:3.8-slim-buster",
+        );
         check("user/app:v1", "docker.io/user/app:v1");
         check("docker.io/busybox", "docker.io/library/busybox:latest");
-        check("index.docker.io/library/busybox:1", "docker.io/library/busybox:1");
-        check("127.0.0.1:5000/test/busybox:zstd", "127.0.0.1:5000/test/busybox:zstd");
+        check(
+            "index.docker.io/library/busybox:1",
+            "docker.io/library/busybox:1",
+        );
+        check(
+            "127.0.0.1:5000/test/busybox:zstd",
+            "127.0.0.1:5000/test/busybox:zstd",
+        );
         check("localhost/app", "localhost/app:latest");
         check("localhost:5000/a/b/c", "localhost:5000/a/b/c:latest");
         check("[::1]:5000/app:1", "[::1]:5000/app:1");
-        check(&format!("busybox@{D}"), &format!("docker.io/library/busybox@{D}"));
-        check(&format!("busybox:1@{D}"), &format!("docker.io/library/busybox:1@{D}"));
-        check("a__b/c-d.e_f--g:T_1.0-x", "docker.io/a__b/c-d.e_f--g:T_1.0-x");
+        check(
+            &format!("busybox@{D}"),
+            &format!("docker.io/library/busybox@{D}"),
+        );
+        check(
+            &format!("busybox:1@{D}"),
+            &format!("docker.io/library/busybox:1@{D}"),
+        );
+        check(
+            "a__b/c-d.e_f--g:T_1.0-x",
+            "docker.io/a__b/c-d.e_f--g:T_1.0-x",
+        );
     }
 
     #[test]
     fn rejects_bad_syntax_with_docker_words() {
-        check("Busybox", "error: invalid reference format: repository name (library/Busybox) must be lowercase");
+        check(
+            "Busybox",
+            "error: invalid reference format: repository name (library/Busybox) must be lowercase",
+        );
         check("", "error: invalid reference format: \"\" is not of the form [host[:port]/]name[:tag][@sha256:digest]");
         check("busybox:", "error: invalid reference format: tag \"\" must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
         check("busybox@sha256:abc", "error: invalid reference format: digest \"sha256:abc\" is not sha256:<64 hex characters>");
@@ -348,7 +378,10 @@ mod tests {
         let f = |s: &str| Reference::parse(s).unwrap().familiar_name();
         assert_eq!(f("docker.io/library/busybox"), "busybox");
         assert_eq!(f("docker.io/user/app"), "user/app");
-        assert_eq!(f("127.0.0.1:5000/library/busybox"), "127.0.0.1:5000/library/busybox");
+        assert_eq!(
+            f("127.0.0.1:5000/library/busybox"),
+            "127.0.0.1:5000/library/busybox"
+        );
     }
 
     #[test]

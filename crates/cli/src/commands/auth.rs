@@ -59,7 +59,10 @@ pub fn login(app: &App, args: LoginArgs) -> Result<(), Failure> {
             print!("Username: ");
             let _ = std::io::stdout().flush();
             let mut line = String::new();
-            stdin.lock().read_line(&mut line).map_err(|e| Failure::usage(e.to_string()))?;
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure::usage(e.to_string()))?;
             line.trim().to_string()
         }
     };
@@ -80,7 +83,10 @@ pub fn login(app: &App, args: LoginArgs) -> Result<(), Failure> {
             print!("Password: ");
             let _ = std::io::stdout().flush();
             let mut line = String::new();
-            stdin.lock().read_line(&mut line).map_err(|e| Failure::usage(e.to_string()))?;
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure::usage(e.to_string()))?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
     };

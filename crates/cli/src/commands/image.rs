@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::format::{ago, human_size, print_table, print_tabbed, Template};
+use crate::format::{ago, human_size, print_tabbed, print_table, Template};
 use crate::Failure;
 
 #[derive(Args)]
@@ -143,7 +143,11 @@ pub fn images(app: &App, args: ImagesArgs) -> Result<(), Failure> {
             continue;
         }
         let mine = created_of(image).unwrap_or_default();
-        if filters.before.as_deref().is_some_and(|b| mine >= created(b)) {
+        if filters
+            .before
+            .as_deref()
+            .is_some_and(|b| mine >= created(b))
+        {
             continue;
         }
         if filters.since.as_deref().is_some_and(|s| mine <= created(s)) {
@@ -490,7 +494,11 @@ pub fn history(app: &App, args: HistoryArgs) -> Result<(), Failure> {
         .collect();
     entries.reverse();
     if let Some(first) = entries.first_mut() {
-        first["ID"] = json!(if args.no_trunc { id.clone() } else { short_id(&id) });
+        first["ID"] = json!(if args.no_trunc {
+            id.clone()
+        } else {
+            short_id(&id)
+        });
     }
     if args.quiet {
         for e in &entries {
@@ -511,7 +519,10 @@ pub fn history(app: &App, args: HistoryArgs) -> Result<(), Failure> {
         .map(String::from)
         .to_vec()];
     for e in &entries {
-        let by = e["CreatedBy"].as_str().unwrap_or_default().replace('\t', " ");
+        let by = e["CreatedBy"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('\t', " ");
         let by = if args.no_trunc || by.chars().count() <= 45 {
             by
         } else {
@@ -544,7 +555,9 @@ pub struct PruneArgs {
 
 pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
     if !args.filter.is_empty() {
-        return Err(Failure::usage("berth image prune: --filter is not supported yet"));
+        return Err(Failure::usage(
+            "berth image prune: --filter is not supported yet",
+        ));
     }
     if !args.force {
         let what = if args.all {

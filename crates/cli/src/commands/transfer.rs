@@ -26,7 +26,9 @@ pub struct PullArgs {
 
 pub fn pull(app: &App, args: PullArgs) -> Result<(), Failure> {
     if args.all_tags {
-        return Err(Failure::usage("berth pull: --all-tags is not supported yet"));
+        return Err(Failure::usage(
+            "berth pull: --all-tags is not supported yet",
+        ));
     }
     let parsed = Reference::parse(&args.name).map_err(Failure::from)?;
     let defaulted = parsed.tag().is_none() && parsed.digest().is_none();
@@ -76,7 +78,9 @@ pub struct PushArgs {
 
 pub fn push(app: &App, args: PushArgs) -> Result<(), Failure> {
     if args.all_tags {
-        return Err(Failure::usage("berth push: --all-tags is not supported yet"));
+        return Err(Failure::usage(
+            "berth push: --all-tags is not supported yet",
+        ));
     }
     let reference = Reference::parse_with_default_tag(&args.name)?;
     let store = app.store()?;

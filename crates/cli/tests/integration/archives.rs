@@ -6,7 +6,11 @@ use crate::common::{registries, Berth};
 
 fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -17,18 +21,35 @@ fn save_is_read_by_skopeo_and_loads_back() {
     let id = b.inspect("busybox")["Id"].as_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let docker_tar = dir.path().join("busybox.tar");
-    b.run(&["save", "-o", docker_tar.to_str().unwrap(), "busybox"]).ok();
-    let v: serde_json::Value =
-        serde_json::from_str(&skopeo(&["inspect", &format!("docker-archive:{}", docker_tar.display())])).unwrap();
+    b.run(&["save", "-o", docker_tar.to_str().unwrap(), "busybox"])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        &format!("docker-archive:{}", docker_tar.display()),
+    ]))
+    .unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
     let oci_tar = dir.path().join("busybox-oci.tar");
-    b.run(&["save", "--format", "oci-archive", "-o", oci_tar.to_str().unwrap(), "busybox"]).ok();
+    b.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        oci_tar.to_str().unwrap(),
+        "busybox",
+    ])
+    .ok();
     skopeo(&["inspect", &format!("oci-archive:{}", oci_tar.display())]);
 
     for archive in [&docker_tar, &oci_tar] {
         let fresh = Berth::bare();
         let out = fresh.run(&["load", "-i", archive.to_str().unwrap()]);
-        assert_eq!(out.ok(), "Loaded image: busybox:latest\n", "{}", archive.display());
+        assert_eq!(
+            out.ok(),
+            "Loaded image: busybox:latest\n",
+            "{}",
+            archive.display()
+        );
         assert_eq!(fresh.inspect("busybox")["Id"], id.as_str());
         assert!(fresh.lowerdirs("busybox")[0].join("bin/busybox").is_file());
     }
@@ -47,12 +68,31 @@ fn load_archives_made_by_other_tools() {
     // docker-archive as `docker save` writes it (uncompressed layers), and an OCI archive as
     // `podman save --format oci-archive` writes it.
     let docker_tar = dir.path().join("d.tar");
-    skopeo(&["copy", "--src-tls-verify=false", &src, &format!("docker-archive:{}:layers:v1", docker_tar.display())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &src,
+        &format!("docker-archive:{}:layers:v1", docker_tar.display()),
+    ]);
     let oci_tar = dir.path().join("o.tar");
-    skopeo(&["copy", "--src-tls-verify=false", &src, &format!("oci-archive:{}:docker.io/library/layers:v2", oci_tar.display())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &src,
+        &format!(
+            "oci-archive:{}:docker.io/library/layers:v2",
+            oci_tar.display()
+        ),
+    ]);
     let b = Berth::bare();
-    assert_eq!(b.run(&["load", "-i", docker_tar.to_str().unwrap()]).ok(), "Loaded image: layers:v1\n");
-    assert_eq!(b.run(&["load", "-i", oci_tar.to_str().unwrap()]).ok(), "Loaded image: layers:v2\n");
+    assert_eq!(
+        b.run(&["load", "-i", docker_tar.to_str().unwrap()]).ok(),
+        "Loaded image: layers:v1\n"
+    );
+    assert_eq!(
+        b.run(&["load", "-i", oci_tar.to_str().unwrap()]).ok(),
+        "Loaded image: layers:v2\n"
+    );
     assert_eq!(b.inspect("layers:v1")["Id"], b.inspect("layers:v2")["Id"]);
     let lower = b.lowerdirs("layers:v1");
     assert_eq!(lower.len(), 3);
@@ -66,11 +106,28 @@ fn bad_archives_are_refused() {
         .fails(1, &["archive"]);
     let dir = tempfile::tempdir().unwrap();
     let empty_tar = dir.path().join("empty.tar");
-    assert!(Command::new("tar").args(["-cf"]).arg(&empty_tar).args(["-T", "/dev/null"]).status().unwrap().success());
-    b.run(&["load", "-i", empty_tar.to_str().unwrap()]).fails(1, &["neither manifest.json nor index.json"]);
-    b.run(&["load", "-i", "/nonexistent.tar"]).fails(1, &["/nonexistent.tar"]);
-    b.run(&["save", "-o", dir.path().join("x.tar").to_str().unwrap(), "nosuch"]).fails(1, &["No such image: nosuch:latest"]);
-    assert!(!dir.path().join("x.tar").exists(), "a failed save leaves no file");
+    assert!(Command::new("tar")
+        .args(["-cf"])
+        .arg(&empty_tar)
+        .args(["-T", "/dev/null"])
+        .status()
+        .unwrap()
+        .success());
+    b.run(&["load", "-i", empty_tar.to_str().unwrap()])
+        .fails(1, &["neither manifest.json nor index.json"]);
+    b.run(&["load", "-i", "/nonexistent.tar"])
+        .fails(1, &["/nonexistent.tar"]);
+    b.run(&[
+        "save",
+        "-o",
+        dir.path().join("x.tar").to_str().unwrap(),
+        "nosuch",
+    ])
+    .fails(1, &["No such image: nosuch:latest"]);
+    assert!(
+        !dir.path().join("x.tar").exists(),
+        "a failed save leaves no file"
+    );
 }
 
 #[test]
@@ -80,22 +137,46 @@ fn import_a_rootfs_tarball() {
     let fs = b.lowerdirs("busybox")[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let tarball = dir.path().join("rootfs.tar.gz");
-    assert!(Command::new("tar").arg("-C").arg(&fs).arg("-czf").arg(&tarball).arg(".").status().unwrap().success());
-    let out = b.run(&["import", "--change", r#"CMD ["sh", "-c", "echo hi"]"#, "-c", "ENV A=1", tarball.to_str().unwrap(), "imported:v1"]);
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&fs)
+        .arg("-czf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let out = b.run(&[
+        "import",
+        "--change",
+        r#"CMD ["sh", "-c", "echo hi"]"#,
+        "-c",
+        "ENV A=1",
+        tarball.to_str().unwrap(),
+        "imported:v1",
+    ]);
     let id = out.ok().trim().to_string();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     let v = b.inspect("imported:v1");
     assert_eq!(v["Id"], id.as_str());
-    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sh", "-c", "echo hi"]));
+    assert_eq!(
+        v["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "echo hi"])
+    );
     assert_eq!(v["Config"]["Env"], serde_json::json!(["A=1"]));
     assert!(b.lowerdirs("imported:v1")[0].join("bin/busybox").is_file());
     let history = b.run(&["history", "--format", "{{.Comment}}", "imported:v1"]);
-    assert_eq!(history.ok().trim(), format!("Imported from {}", tarball.display()));
+    assert_eq!(
+        history.ok().trim(),
+        format!("Imported from {}", tarball.display())
+    );
     // From stdin.
     let bytes = std::fs::read(&tarball).unwrap();
     let out = b.run_with_input(&["import", "-", "imported:v2"], &bytes);
     out.ok();
     assert!(b.lowerdirs("imported:v2")[0].join("bin/busybox").is_file());
-    b.run(&["import", "--change", "RUN ls", tarball.to_str().unwrap()]).fails(1, &["RUN is not a valid change command"]);
-    b.run(&["import", "/nonexistent.tar"]).fails(1, &["/nonexistent.tar"]);
+    b.run(&["import", "--change", "RUN ls", tarball.to_str().unwrap()])
+        .fails(1, &["RUN is not a valid change command"]);
+    b.run(&["import", "/nonexistent.tar"])
+        .fails(1, &["/nonexistent.tar"]);
 }

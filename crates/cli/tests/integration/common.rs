@@ -19,8 +19,6 @@ pub struct Registries {
     pub token: String,
     /// Storage directories by registry kind.
     pub storage: HashMap<String, PathBuf>,
-    /// Fixture OCI layouts by name.
-    pub fixtures: HashMap<String, PathBuf>,
     _serve: Mutex<(Child, ChildStdin)>,
 }
 
@@ -49,7 +47,7 @@ fn start_registries() -> Registries {
         .output()
         .expect("run fixtures.py build");
     assert!(out.status.success(), "fixtures.py build failed");
-    let fixtures: HashMap<String, PathBuf> = serde_json::from_slice(&out.stdout).expect("build JSON");
+    let _: HashMap<String, PathBuf> = serde_json::from_slice(&out.stdout).expect("build JSON");
     let state = std::env::temp_dir().join(format!("berth-it-registries-{}", std::process::id()));
     std::fs::create_dir_all(&state).unwrap();
     let ready = state.join("ready.json");
@@ -68,7 +66,10 @@ fn start_registries() -> Registries {
     let stdin = child.stdin.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready.exists() {
-        assert!(Instant::now() < deadline, "registries did not start in 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "registries did not start in 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let info: Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
@@ -84,7 +85,6 @@ fn start_registries() -> Registries {
         basic: s("basic"),
         token: s("token"),
         storage,
-        fixtures,
         _serve: Mutex::new((child, stdin)),
     };
     seed(&regs.plain, None, None);
@@ -125,16 +125,28 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Asserts exit code `code` and that stderr mentions every one of `needles`.
     #[track_caller]
     pub fn fails(&self, code: i32, needles: &[&str]) -> &str {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         for n in needles {
-            assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}:\n{}",
+                self.stderr
+            );
         }
         &self.stderr
     }
@@ -155,13 +167,19 @@ impl Berth {
     pub fn new() -> Berth {
         let regs = registries();
         let b = Berth::bare();
-        b.write_config(&format!(r#"{{"registry-mirrors": ["http://{}"]}}"#, regs.plain));
+        b.write_config(&format!(
+            r#"{{"registry-mirrors": ["http://{}"]}}"#,
+            regs.plain
+        ));
         b
     }
 
     /// A fresh store with no daemon.json at all.
     pub fn bare() -> Berth {
-        let dir = tempfile::Builder::new().prefix("berth-it-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-it-")
+            .tempdir()
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("docker")).unwrap();
         Berth { dir }
     }
@@ -240,7 +258,11 @@ impl Berth {
     /// Number of files in a store directory (`blobs/sha256`, `snapshots`).
     pub fn count(&self, sub: &str) -> usize {
         std::fs::read_dir(self.root().join(sub))
-            .map(|rd| rd.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
             .unwrap_or(0)
     }
 }

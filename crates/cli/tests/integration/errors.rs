@@ -9,36 +9,48 @@ fn unknown_repository_and_tag() {
     let regs = registries();
     let b = Berth::bare();
     let r = format!("{}/library/busybox:nosuchtag", regs.plain);
-    let e = b.run(&["pull", &r]).fails(1, &["manifest for", "nosuchtag", "not found"]).to_string();
+    let e = b
+        .run(&["pull", &r])
+        .fails(1, &["manifest for", "nosuchtag", "not found"])
+        .to_string();
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     let r = format!("{}/nobody/nothing", regs.plain);
-    b.run(&["pull", &r]).fails(1, &["nobody/nothing", "not found"]);
+    b.run(&["pull", &r])
+        .fails(1, &["nobody/nothing", "not found"]);
     assert_eq!(b.run(&["images", "-q"]).ok(), "");
 }
 
 #[test]
 fn unreachable_registry() {
     let b = Berth::bare();
-    b.run(&["pull", "127.0.0.1:1/library/busybox"])
-        .fails(1, &["cannot reach registry 127.0.0.1:1", "onnection refused"]);
+    b.run(&["pull", "127.0.0.1:1/library/busybox"]).fails(
+        1,
+        &["cannot reach registry 127.0.0.1:1", "onnection refused"],
+    );
 }
 
 #[test]
 fn invalid_references() {
     let b = Berth::bare();
-    b.run(&["pull", "Busybox"]).fails(1, &["invalid reference format", "must be lowercase"]);
-    b.run(&["pull", "bad//name"]).fails(1, &["invalid reference format"]);
-    b.run(&["pull", "busybox@sha256:abc"]).fails(1, &["invalid reference format", "digest"]);
-    b.run(&["tag", "busybox", "x:"]).fails(1, &["invalid reference format"]);
+    b.run(&["pull", "Busybox"])
+        .fails(1, &["invalid reference format", "must be lowercase"]);
+    b.run(&["pull", "bad//name"])
+        .fails(1, &["invalid reference format"]);
+    b.run(&["pull", "busybox@sha256:abc"])
+        .fails(1, &["invalid reference format", "digest"]);
+    b.run(&["tag", "busybox", "x:"])
+        .fails(1, &["invalid reference format"]);
 }
 
 #[test]
 fn invalid_daemon_json_names_the_file() {
     let b = Berth::bare();
     b.write_config("{ not json");
-    b.run(&["pull", "busybox"]).fails(1, &["daemon.json", "invalid daemon.json"]);
+    b.run(&["pull", "busybox"])
+        .fails(1, &["daemon.json", "invalid daemon.json"]);
     b.write_config(r#"{"registry-mirrors": ["127.0.0.1:5000"]}"#);
-    b.run(&["pull", "busybox"]).fails(1, &["must start with http://"]);
+    b.run(&["pull", "busybox"])
+        .fails(1, &["must start with http://"]);
 }
 
 /// Uploads a blob to a registry with curl; returns its digest.
@@ -56,14 +68,28 @@ fn upload(registry: &str, repo: &str, bytes: &[u8]) -> String {
     let headers = String::from_utf8_lossy(&out.stdout);
     let location = headers
         .lines()
-        .find_map(|l| l.strip_prefix("Location: ").or(l.strip_prefix("location: ")))
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
         .unwrap()
         .trim()
         .to_string();
     let sep = if location.contains('?') { '&' } else { '?' };
-    let url = if location.starts_with("http") { location } else { format!("http://{registry}{location}") };
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{registry}{location}")
+    };
     let st = Command::new("curl")
-        .args(["-sSf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary"])
+        .args([
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+        ])
         .arg(format!("@{}", f.display()))
         .arg(format!("{url}{sep}digest={digest}"))
         .status()
@@ -74,7 +100,15 @@ fn upload(registry: &str, repo: &str, bytes: &[u8]) -> String {
 
 fn put_manifest(registry: &str, repo: &str, tag: &str, manifest: &str) {
     let st = Command::new("curl")
-        .args(["-sSf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json", "--data-binary", manifest])
+        .args([
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            manifest,
+        ])
         .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
         .status()
         .unwrap();
@@ -94,7 +128,14 @@ fn malformed_manifest_and_config() {
     put_manifest(reg, "test/malformed", "badconfig", &m);
     let b = Berth::bare();
     b.run(&["pull", &format!("{reg}/test/malformed:badconfig")])
-        .fails(1, &["malformed manifest for", "test/malformed:badconfig", "image config"]);
+        .fails(
+            1,
+            &[
+                "malformed manifest for",
+                "test/malformed:badconfig",
+                "image config",
+            ],
+        );
     // A valid config whose diff_ids do not match the layer count.
     let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config = upload(reg, "test/malformed", cfg);
@@ -107,14 +148,17 @@ fn malformed_manifest_and_config() {
         .fails(1, &["1 layers but the config has 0 diff_ids"]);
     // A "layer" that is no tar: the diff ID cannot match.
     let diff = format!("sha256:{}", "1".repeat(64));
-    let cfg = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#);
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+    );
     let config = upload(reg, "test/malformed", cfg.as_bytes());
     let m = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":14}}]}}"#,
         cfg.len()
     );
     put_manifest(reg, "test/malformed", "notar", &m);
-    b.run(&["pull", &format!("{reg}/test/malformed:notar")]).fails(1, &[&layer[..19]]);
+    b.run(&["pull", &format!("{reg}/test/malformed:notar")])
+        .fails(1, &[&layer[..19]]);
     assert_eq!(b.run(&["images", "-q"]).ok(), "");
     assert_eq!(b.count("snapshots"), 0, "no half-unpacked snapshot is left");
 }
@@ -130,7 +174,15 @@ fn corrupted_blob_in_the_registry_is_refused() {
     let unique = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
     std::fs::write(rootfs.join("unique.txt"), unique.repeat(1000)).unwrap();
     let tarball = dir.path().join("rootfs.tar");
-    assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg(".").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
     let target = format!("{}/test/corrupt:latest", regs.plain);
     b.run(&["import", tarball.to_str().unwrap(), &target]).ok();
     b.run(&["push", &target]).ok();
@@ -145,10 +197,17 @@ fn corrupted_blob_in_the_registry_is_refused() {
     let storage = &regs.storage["plain"];
     let blob_path = |d: &str| {
         let hex = d.trim_start_matches("sha256:");
-        storage.join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+        storage.join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
     };
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob_path(&manifest_digest)).unwrap()).unwrap();
-    let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob_path(&manifest_digest)).unwrap()).unwrap();
+    let layer_digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(layer_digest, id);
     let path = blob_path(&layer_digest);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -156,8 +215,15 @@ fn corrupted_blob_in_the_registry_is_refused() {
     bytes[mid] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
     let fresh = Berth::bare();
-    let e = fresh.run(&["pull", &target]).fails(1, &[&layer_digest, "failed verification"]).to_string();
+    let e = fresh
+        .run(&["pull", &target])
+        .fails(1, &[&layer_digest, "failed verification"])
+        .to_string();
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     assert_eq!(fresh.run(&["images", "-q"]).ok(), "");
-    assert_eq!(fresh.count("blobs/sha256"), 0, "the corrupt blob was not kept");
+    assert_eq!(
+        fresh.count("blobs/sha256"),
+        0,
+        "the corrupt blob was not kept"
+    );
 }

@@ -22,7 +22,11 @@ fn assert_host_untouched(passwd_before: &str) {
     ] {
         assert!(!Path::new(f).exists(), "{f} was created on the host");
     }
-    assert_eq!(sha256_file(Path::new("/etc/passwd")), passwd_before, "/etc/passwd changed");
+    assert_eq!(
+        sha256_file(Path::new("/etc/passwd")),
+        passwd_before,
+        "/etc/passwd changed"
+    );
 }
 
 #[test]
@@ -53,7 +57,10 @@ fn hostile_layers_never_escape() {
     let r = format!("{}/test/hostile:symlink-chain", registries().plain);
     let lower = b.lowerdirs(&r);
     assert!(lower[0].join("evil/berth-escape-chain").is_file());
-    assert!(std::fs::symlink_metadata(lower[1].join("evil")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(lower[1].join("evil"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_host_untouched(&passwd);
 
     let (b, out) = pull_hostile("hardlink");
@@ -68,9 +75,15 @@ fn hostile_layers_never_escape() {
 
     let (b, out) = pull_hostile("symlink-then-write-via-link");
     out.ok();
-    let r = format!("{}/test/hostile:symlink-then-write-via-link", registries().plain);
+    let r = format!(
+        "{}/test/hostile:symlink-then-write-via-link",
+        registries().plain
+    );
     let evil = b.lowerdirs(&r)[0].join("evil");
-    assert!(std::fs::symlink_metadata(&evil).unwrap().is_file(), "the file replaced the link");
+    assert!(
+        std::fs::symlink_metadata(&evil).unwrap().is_file(),
+        "the file replaced the link"
+    );
     assert_host_untouched(&passwd);
     std::fs::remove_file(victim).unwrap();
 }

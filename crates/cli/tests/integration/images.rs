@@ -9,7 +9,10 @@ fn listing_tagging_inspecting_and_removing() {
     let id = b.inspect("busybox")["Id"].as_str().unwrap().to_string();
     let short = &id[7..19];
     assert_eq!(b.run(&["images", "-q"]).ok(), format!("{short}\n"));
-    assert_eq!(b.run(&["images", "-q", "--no-trunc"]).ok(), format!("{id}\n"));
+    assert_eq!(
+        b.run(&["images", "-q", "--no-trunc"]).ok(),
+        format!("{id}\n")
+    );
 
     b.run(&["tag", "busybox", "mine/box:v1"]).ok();
     b.run(&["tag", short, "other:v2"]).ok();
@@ -18,11 +21,23 @@ fn listing_tagging_inspecting_and_removing() {
     rows.sort();
     assert_eq!(rows, ["busybox:latest", "mine/box:v1", "other:v2"]);
     assert_eq!(b.run(&["images", "mine/box"]).ok().lines().count(), 2);
-    assert_eq!(b.run(&["images", "--filter", "reference=mine/*", "-q"]).ok(), format!("{short}\n"));
-    assert_eq!(b.run(&["images", "--filter", "dangling=true", "-q"]).ok(), "");
-    b.run(&["images", "--filter", "bogus=1"]).fails(1, &["invalid filter 'bogus'"]);
+    assert_eq!(
+        b.run(&["images", "--filter", "reference=mine/*", "-q"])
+            .ok(),
+        format!("{short}\n")
+    );
+    assert_eq!(
+        b.run(&["images", "--filter", "dangling=true", "-q"]).ok(),
+        ""
+    );
+    b.run(&["images", "--filter", "bogus=1"])
+        .fails(1, &["invalid filter 'bogus'"]);
     let table = b.run(&["images", "--format", "table {{.Repository}}\t{{.ID}}"]);
-    assert!(table.ok().starts_with("REPOSITORY   IMAGE ID\n"), "{}", table.stdout);
+    assert!(
+        table.ok().starts_with("REPOSITORY   IMAGE ID\n"),
+        "{}",
+        table.stdout
+    );
     let json = b.run(&["images", "--format", "json"]);
     let first: serde_json::Value = serde_json::from_str(json.ok().lines().next().unwrap()).unwrap();
     assert_eq!(first["ID"], short);
@@ -32,20 +47,42 @@ fn listing_tagging_inspecting_and_removing() {
     assert_eq!(v["Id"], id.as_str());
     assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(v["Os"], "linux");
-    assert!(v["RepoTags"].as_array().unwrap().contains(&"busybox:latest".into()));
-    assert!(v["RepoDigests"][0].as_str().unwrap().starts_with("busybox@sha256:"));
-    assert_eq!(b.run(&["inspect", "-f", "{{.Config.Cmd}} {{.Architecture}}", "busybox"]).ok(), "[sh] amd64\n");
-    b.run(&["inspect", "nosuch"]).fails(1, &["Error: No such object: nosuch"]);
+    assert!(v["RepoTags"]
+        .as_array()
+        .unwrap()
+        .contains(&"busybox:latest".into()));
+    assert!(v["RepoDigests"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("busybox@sha256:"));
+    assert_eq!(
+        b.run(&[
+            "inspect",
+            "-f",
+            "{{.Config.Cmd}} {{.Architecture}}",
+            "busybox"
+        ])
+        .ok(),
+        "[sh] amd64\n"
+    );
+    b.run(&["inspect", "nosuch"])
+        .fails(1, &["Error: No such object: nosuch"]);
 
     let history = b.run(&["history", "busybox"]);
     let lines: Vec<&str> = history.ok().lines().collect();
-    assert!(lines[0].starts_with("IMAGE          CREATED"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("IMAGE          CREATED"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[1].starts_with(short), "{}", lines[1]);
 
     // rmi: untag while other tags remain; refuse an ambiguous ID; delete on the last tag.
     assert_eq!(b.run(&["rmi", "other:v2"]).ok(), "Untagged: other:v2\n");
-    b.run(&["rmi", short]).fails(1, &["conflict: unable to delete", "must be forced"]);
-    b.run(&["rmi", "nosuch"]).fails(1, &["No such image: nosuch:latest"]);
+    b.run(&["rmi", short])
+        .fails(1, &["conflict: unable to delete", "must be forced"]);
+    b.run(&["rmi", "nosuch"])
+        .fails(1, &["No such image: nosuch:latest"]);
     let out = b.run(&["rmi", "-f", short]);
     let stdout = out.ok();
     assert!(stdout.contains("Untagged: busybox:latest"), "{stdout}");
@@ -66,7 +103,13 @@ fn prune_removes_dangling_images_only_unless_all() {
     b.run(&["pull", "-q", &layers]).ok();
     // Re-point the zstd tag at another image: the old one becomes dangling.
     b.run(&["tag", &layers, &r]).ok();
-    let dangling = b.run(&["images", "--filter", "dangling=true", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let dangling = b.run(&[
+        "images",
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
     assert_eq!(dangling.ok(), "<none>:<none>\n");
     let out = b.run(&["image", "prune", "-f"]);
     assert!(out.ok().starts_with("Deleted Images:\n"), "{}", out.stdout);

@@ -9,25 +9,55 @@ fn pull_through_the_docker_io_mirror() {
     let b = Berth::new();
     let out = b.run(&["pull", "busybox"]);
     let stdout = out.ok();
-    assert!(stdout.starts_with("Using default tag: latest\nlatest: Pulling from library/busybox\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("Using default tag: latest\nlatest: Pulling from library/busybox\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Pull complete"), "{stdout}");
-    assert!(stdout.contains("Status: Downloaded newer image for busybox:latest"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("docker.io/library/busybox:latest"), "{stdout}");
+    assert!(
+        stdout.contains("Status: Downloaded newer image for busybox:latest"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("docker.io/library/busybox:latest"),
+        "{stdout}"
+    );
     let images = b.run(&["images"]);
     let lines: Vec<&str> = images.ok().lines().collect();
-    assert!(lines[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"), "{}", lines[0]);
-    assert!(lines[1].starts_with("busybox      latest    "), "{}", lines[1]);
+    assert!(
+        lines[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("busybox      latest    "),
+        "{}",
+        lines[1]
+    );
     // The layer is unpacked, ready as an overlay lower dir.
     let lower = b.lowerdirs("busybox");
     assert_eq!(lower.len(), 1);
     assert!(lower[0].join("bin/busybox").is_file());
-    assert_eq!(std::fs::read_link(lower[0].join("bin/sh")).unwrap().to_str().unwrap(), "busybox");
+    assert_eq!(
+        std::fs::read_link(lower[0].join("bin/sh"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "busybox"
+    );
     // A second pull finds everything in place.
     let again = b.run(&["pull", "busybox:latest"]);
     assert!(again.ok().contains("Already exists"), "{}", again.stdout);
-    assert!(again.stdout.contains("Status: Image is up to date for busybox:latest"));
+    assert!(again
+        .stdout
+        .contains("Status: Image is up to date for busybox:latest"));
     // -q prints only the reference.
-    assert_eq!(b.run(&["pull", "-q", "busybox"]).ok(), "docker.io/library/busybox:latest\n");
+    assert_eq!(
+        b.run(&["pull", "-q", "busybox"]).ok(),
+        "docker.io/library/busybox:latest\n"
+    );
 }
 
 #[test]
@@ -38,11 +68,18 @@ fn pull_python_stand_in_carries_python_and_the_host_ca_bundle() {
     let fs = &lower[0];
     assert!(fs.join("usr/bin/python3").exists());
     let bundle = "etc/ssl/certs/ca-certificates.crt";
-    assert_eq!(sha256_file(&fs.join(bundle)), sha256_file(&std::path::Path::new("/").join(bundle)));
+    assert_eq!(
+        sha256_file(&fs.join(bundle)),
+        sha256_file(&std::path::Path::new("/").join(bundle))
+    );
     let env = b.inspect("python:3.8-slim-buster")["Config"]["Env"].to_string();
     assert!(env.contains("PIP_BREAK_SYSTEM_PACKAGES=1"), "{env}");
     let images = b.run(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"]);
-    assert!(images.ok().starts_with("python:3.8-slim-buster 2"), "{}", images.stdout);
+    assert!(
+        images.ok().starts_with("python:3.8-slim-buster 2"),
+        "{}",
+        images.stdout
+    );
 }
 
 #[test]
@@ -77,7 +114,11 @@ fn pull_by_digest_pins_the_manifest() {
     assert!(out.ok().trim_end().ends_with(&pinned), "{}", out.stdout);
     let digests = b.run(&["images", "--digests"]);
     assert!(digests.ok().contains(&digest), "{}", digests.stdout);
-    assert!(digests.stdout.starts_with("REPOSITORY"), "{}", digests.stdout);
+    assert!(
+        digests.stdout.starts_with("REPOSITORY"),
+        "{}",
+        digests.stdout
+    );
     // A digest the registry does not have.
     let missing = format!("{r}@sha256:{}", "0".repeat(64));
     b.run(&["pull", &missing]).fails(1, &["not found"]);
@@ -89,15 +130,28 @@ fn platform_selection_from_an_index() {
     let r = format!("{}/library/busybox:multi", regs.plain);
     let b = Berth::bare();
     b.run(&["pull", &r]).ok();
-    assert_eq!(std::fs::read_to_string(b.lowerdirs(&r)[0].join("platform")).unwrap(), "amd64\n");
+    assert_eq!(
+        std::fs::read_to_string(b.lowerdirs(&r)[0].join("platform")).unwrap(),
+        "amd64\n"
+    );
     assert_eq!(b.inspect(&r)["Architecture"], "amd64");
     let b = Berth::bare();
     b.run(&["pull", "--platform", "linux/arm64/v8", &r]).ok();
-    assert_eq!(std::fs::read_to_string(b.lowerdirs(&r)[0].join("platform")).unwrap(), "arm64\n");
+    assert_eq!(
+        std::fs::read_to_string(b.lowerdirs(&r)[0].join("platform")).unwrap(),
+        "arm64\n"
+    );
     assert_eq!(b.inspect(&r)["Architecture"], "arm64");
-    b.run(&["pull", "--platform", "linux/s390x", &r])
-        .fails(1, &["no matching manifest for linux/s390x", "linux/amd64", "linux/arm64"]);
-    b.run(&["pull", "--platform", "linux", &r]).fails(1, &["invalid platform"]);
+    b.run(&["pull", "--platform", "linux/s390x", &r]).fails(
+        1,
+        &[
+            "no matching manifest for linux/s390x",
+            "linux/amd64",
+            "linux/arm64",
+        ],
+    );
+    b.run(&["pull", "--platform", "linux", &r])
+        .fails(1, &["invalid platform"]);
 }
 
 #[test]
@@ -122,14 +176,20 @@ fn layers_keep_whiteouts_links_owners_modes_and_xattrs() {
     let a = std::fs::metadata(mid.join("data/a.txt")).unwrap();
     let hard = std::fs::metadata(mid.join("data/hard")).unwrap();
     assert_eq!(a.ino(), hard.ino());
-    assert_eq!(std::fs::read_link(mid.join("data/link")).unwrap().to_str(), Some("a.txt"));
+    assert_eq!(
+        std::fs::read_link(mid.join("data/link")).unwrap().to_str(),
+        Some("a.txt")
+    );
     let owned = std::fs::metadata(mid.join("data/owned.txt")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (1000, 1000));
     assert_eq!(owned.permissions().mode() & 0o7777, 0o640);
     let mut v = [0u8; 8];
     let n = getxattr(&mid.join("data/xattr.txt"), "user.berth", &mut v);
     assert_eq!(&v[..n], b"yes");
-    assert!(std::fs::symlink_metadata(mid.join("data/fifo")).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(mid.join("data/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
 
 fn getxattr(path: &std::path::Path, name: &str, buf: &mut [u8]) -> usize {
@@ -138,7 +198,12 @@ fn getxattr(path: &std::path::Path, name: &str, buf: &mut [u8]) -> usize {
         .arg(path)
         .output()
         .expect("getfattr (package attr)");
-    assert!(out.status.success(), "getfattr {name} on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "getfattr {name} on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let n = out.stdout.len().min(buf.len());
     buf[..n].copy_from_slice(&out.stdout[..n]);
     n

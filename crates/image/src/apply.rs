@@ -661,7 +661,11 @@ impl Unpacker {
         // Like Docker and containerd, the link's header metadata applies to the shared inode.
         let is_symlink = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
-            .map_err(|e| io_err(raw, "inspecting the hardlink", e))?;
+            .map_err(|e| match e {
+                // Only when an entry names itself as its target and nothing is there yet.
+                Errno::NOENT => missing(),
+                e => io_err(raw, "inspecting the hardlink", e),
+            })?;
         set_meta_at(
             dir,
             name,
@@ -2063,6 +2067,11 @@ pub(crate) mod tests {
             "error: which is not an earlier file",
         );
         check(&[hardlink("h", "/")], "error: which is not an earlier file");
+        check(
+            &[hardlink("h", "./h")],
+            "error: which is not an earlier file",
+        );
+        check(&[file("h", "x"), hardlink("h", "h")], r#"f 0644 0:0 h "x""#);
     }
 
     #[test]

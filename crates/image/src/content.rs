@@ -115,6 +115,7 @@ impl Content {
             size,
             offset: 0,
             hasher: Sha256::new(),
+            synced: false,
             _lock: lock,
         };
         ingest.rehash()?;
@@ -175,6 +176,7 @@ pub struct Ingest {
     size: u64,
     offset: u64,
     hasher: Sha256,
+    synced: bool,
     _lock: FileLock,
 }
 
@@ -261,16 +263,25 @@ impl Ingest {
         Ok(())
     }
 
+    /// Flushes the bytes to disk (once; [`Ingest::commit`] skips it if done).
+    fn sync(&mut self) -> Result<(), Error> {
+        if !self.synced {
+            self.file
+                .sync_all()
+                .map_err(Error::io(format!("syncing blob {}", self.digest)))?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
     /// Checks size and digest, syncs, and moves the blob into the store. On a mismatch the
     /// partial bytes are deleted: they can never become the right blob.
-    pub fn commit(self) -> Result<(), Error> {
+    pub fn commit(mut self) -> Result<(), Error> {
         if let Err(e) = self.verify() {
             let _ = std::fs::remove_file(&self.path);
             return Err(e);
         }
-        self.file
-            .sync_all()
-            .map_err(Error::io(format!("syncing blob {}", self.digest)))?;
+        self.sync()?;
         let target = self.blobs.join(&self.hex);
         std::fs::rename(&self.path, &target)
             .map_err(Error::io(format!("committing blob {}", self.digest)))?;

@@ -10,26 +10,29 @@
 //!
 //! # Safety and determinism
 //!
-//! The directory may belong to a container that is hostile, so nothing here follows a symlink:
-//! every entry is examined with `lstat`, symlinks are stored as links, and regular files are
-//! opened with `O_NOFOLLOW` and checked to still be the inode that was examined. Entries are
-//! written in a fixed order (names sorted bytewise, a directory before its contents) with
-//! mtimes in whole seconds and no user or group names, so the same tree always gives the same
-//! tar and therefore the same diff ID, which build caching relies on.
+//! The directory may have been filled by a hostile container, so nothing here follows a
+//! symlink, not even one swapped in while the layer is being written: the tree is walked with
+//! directory fds, each name is examined with `fstatat(AT_SYMLINK_NOFOLLOW)` relative to its
+//! parent's fd, directories and files are opened with `O_NOFOLLOW` relative to that fd and
+//! checked to be the inode that was examined, and symlinks are read with `readlinkat`, never
+//! resolved. A host file can therefore never end up in a layer. Entries are written in a fixed
+//! order (names sorted bytewise, a directory before its contents) with mtimes in whole seconds
+//! and no user or group names, so the same tree always gives the same tar and therefore the
+//! same diff ID, which build caching relies on.
 //!
 //! overlayfs' own attributes (`trusted.overlay.*`: origin, impure, redirect, metacopy) are not
 //! copied: they describe this host's overlay, not the layer. The upper dir must come from a
 //! mount without `redirect_dir` or `metacopy`, whose upper dirs do not hold whole files.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs::{self, Metadata};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::OFlags;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 use tar::{EntryType, Header};
 
@@ -82,38 +85,46 @@ pub enum DiffError {
 ///
 /// Determinism matters because the layer's digest is its identity: writing the same tree twice
 /// must give the same bytes. Sockets are skipped, as Docker does. `dir` should not change while
-/// it is written (stop the container first); a file that shrinks meanwhile is an error rather
-/// than a corrupt tar.
+/// it is written (stop or pause the container first); a file that is swapped or shrinks
+/// meanwhile is an error rather than a corrupt tar or a followed symlink.
 pub fn write_layer(dir: &Path, out: impl Write) -> Result<DiffStats, DiffError> {
-    let meta = fs::symlink_metadata(dir).map_err(read_err(dir, "inspecting the directory"))?;
-    if !meta.is_dir() {
-        return Err(DiffError::NotADirectory {
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::NOTDIR => DiffError::NotADirectory {
             path: dir.to_path_buf(),
-        });
-    }
+        },
+        e => read_err(dir.to_path_buf(), "opening the directory")(e.into()),
+    })?;
     let mut writer = LayerWriter {
+        dir,
         builder: tar::Builder::new(out),
         stats: DiffStats::default(),
         links: HashMap::new(),
         pax: Vec::new(),
         list: vec![0; XATTR_MAX],
         value: vec![0; XATTR_MAX],
+        proc_path: Vec::new(),
         buf: Vec::new(),
     };
 
-    /// A directory being listed: its path on disk, its path in the layer, and its entries.
+    /// A directory being written: its fd, its path in the layer and its sorted entries.
     struct Frame {
-        abs: PathBuf,
+        fd: OwnedFd,
         rel: Vec<u8>,
-        names: Vec<OsString>,
+        names: Vec<Vec<u8>>,
         next: usize,
     }
     // An explicit stack rather than recursion: a container can nest directories deeper than
-    // any thread's stack.
+    // any thread's stack. It holds one fd per level of the directory being written.
+    let names = writer.sorted_names(root.as_fd(), b"")?;
     let mut stack = vec![Frame {
-        abs: dir.to_path_buf(),
+        fd: root,
         rel: Vec::new(),
-        names: sorted_names(dir)?,
+        names,
         next: 0,
     }];
     while let Some(frame) = stack.last_mut() {
@@ -122,38 +133,28 @@ pub fn write_layer(dir: &Path, out: impl Write) -> Result<DiffStats, DiffError> 
             continue;
         };
         frame.next += 1;
-        let abs = frame.abs.join(&name);
-        let meta = fs::symlink_metadata(&abs).map_err(read_err(&abs, "inspecting the file"))?;
         let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
         rel.extend_from_slice(&frame.rel);
         if !rel.is_empty() {
             rel.push(b'/');
         }
-        rel.extend_from_slice(name.as_bytes());
-        writer.entry(&abs, &frame.rel, name.as_bytes(), &rel, &meta)?;
-        if meta.is_dir() {
-            let names = sorted_names(&abs)?;
+        rel.extend_from_slice(&name);
+        if let Some(fd) = writer.entry(frame.fd.as_fd(), &frame.rel, &name, &rel)? {
+            let names = writer.sorted_names(fd.as_fd(), &rel)?;
             stack.push(Frame {
-                abs,
+                fd,
                 rel,
                 names,
                 next: 0,
             });
         }
     }
-    let stats = writer.stats;
     let mut out = writer
         .builder
         .into_inner()
-        .map_err(|source| DiffError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    out.flush().map_err(|source| DiffError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    Ok(stats)
+        .map_err(write_err(dir.to_path_buf()))?;
+    out.flush().map_err(write_err(dir.to_path_buf()))?;
+    Ok(writer.stats)
 }
 
 /// Largest xattr name list and value Linux allows (XATTR_LIST_MAX, XATTR_SIZE_MAX).
@@ -163,8 +164,55 @@ const COPY_BUF: usize = 256 * 1024;
 /// Largest values the octal ustar fields hold; beyond them a PAX record carries the value.
 const USTAR_ID_MAX: u64 = 0o7_777_777;
 const USTAR_TIME_MAX: i64 = 0o77_777_777_777;
+/// Directories are opened readable (for listing and xattrs) and never through a symlink.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
-struct LayerWriter<W: Write> {
+/// The fields of `struct stat` the layer needs, in one width on every architecture.
+struct Info {
+    file_type: FileType,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+    size: u64,
+    mtime: i64,
+    nlink: u64,
+    dev: u64,
+    ino: u64,
+}
+
+impl From<Stat> for Info {
+    // `struct stat`'s field widths differ between architectures; the conversions that are
+    // no-ops on x86_64 are not on others.
+    #[allow(clippy::useless_conversion)]
+    fn from(st: Stat) -> Info {
+        Info {
+            file_type: FileType::from_raw_mode(st.st_mode),
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: u64::from(st.st_rdev),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: i64::from(st.st_mtime),
+            nlink: u64::from(st.st_nlink),
+            dev: u64::from(st.st_dev),
+            ino: u64::from(st.st_ino),
+        }
+    }
+}
+
+/// Where to read a file's xattrs from: its own fd, or its name below a directory fd.
+enum XattrSource<'a> {
+    Fd(BorrowedFd<'a>),
+    At(BorrowedFd<'a>, &'a [u8]),
+}
+
+struct LayerWriter<'d, W: Write> {
+    /// The directory being written, for messages.
+    dir: &'d Path,
     builder: tar::Builder<W>,
     stats: DiffStats,
     /// (dev, ino) of multiply-linked files already written, and the layer path they got.
@@ -173,127 +221,210 @@ struct LayerWriter<W: Write> {
     pax: Vec<u8>,
     list: Vec<u8>,
     value: Vec<u8>,
+    proc_path: Vec<u8>,
     buf: Vec<u8>,
 }
 
-impl<W: Write> LayerWriter<W> {
-    /// Writes one file, whose layer path is `rel` (`parent` + `/` + `name`).
+impl<W: Write> LayerWriter<'_, W> {
+    /// The on-disk path of a layer path, for messages.
+    fn shown(&self, rel: &[u8]) -> PathBuf {
+        self.dir.join(OsStr::from_bytes(rel))
+    }
+
+    /// The names in a directory, sorted bytewise so the layer is the same on every run.
+    fn sorted_names(&self, dir: BorrowedFd<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>, DiffError> {
+        let fail = |e: Errno| read_err(self.shown(rel), "listing the directory")(e.into());
+        let mut names = Vec::new();
+        let mut entries = rfs::Dir::read_from(dir).map_err(fail)?;
+        while let Some(entry) = entries.read() {
+            let name = entry.map_err(fail)?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Writes the file `name` below `parent` (layer path `rel`, its parent `parent_rel`).
+    /// Returns the fd of a directory, whose contents come next.
     fn entry(
         &mut self,
-        abs: &Path,
-        parent: &[u8],
+        parent: BorrowedFd<'_>,
+        parent_rel: &[u8],
         name: &[u8],
         rel: &[u8],
-        meta: &Metadata,
-    ) -> Result<(), DiffError> {
-        let file_type = meta.file_type();
+    ) -> Result<Option<OwnedFd>, DiffError> {
+        let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| read_err(self.shown(rel), "inspecting the file")(e.into()))?;
+        let info = Info::from(st);
         let mut header = Header::new_ustar();
-        header.set_mode(meta.mode() & 0o7777);
-        header.set_uid(meta.uid().into());
-        header.set_gid(meta.gid().into());
-        header.set_mtime(meta.mtime().clamp(0, USTAR_TIME_MAX) as u64);
+        header.set_mode(info.mode);
+        header.set_uid(info.uid.into());
+        header.set_gid(info.gid.into());
+        header.set_mtime(info.mtime.clamp(0, USTAR_TIME_MAX) as u64);
         header.set_size(0);
         self.pax.clear();
 
-        if file_type.is_char_device() && meta.rdev() == 0 {
-            // An overlay whiteout: Docker writes it as an empty 0600 file named `.wh.NAME`.
-            // (Checked before hardlinks: overlayfs shares one whiteout inode between many.)
-            let mut path = Vec::with_capacity(rel.len() + 4);
-            path.extend_from_slice(parent);
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(b".wh.");
-            path.extend_from_slice(name);
-            header.set_mode(0o600);
-            header.set_entry_type(EntryType::Regular);
-            return self.append(abs, &path, header, meta, None);
-        }
-
-        if file_type.is_socket() {
-            log::debug!("skipping socket {}", abs.display());
-            return Ok(());
-        }
-        let opaque = self.read_xattrs(abs)?;
-
-        if file_type.is_dir() {
-            let mut path = rel.to_vec();
-            path.push(b'/');
-            header.set_entry_type(EntryType::Directory);
-            self.append(abs, &path, header.clone(), meta, None)?;
-            if opaque {
-                // Docker's marker: an empty file carrying the directory's permissions.
-                path.extend_from_slice(b".wh..wh..opq");
-                header.set_mode(meta.mode() & 0o777);
+        match info.file_type {
+            FileType::CharacterDevice if info.rdev == 0 => {
+                // An overlay whiteout: Docker writes it as an empty 0600 file named `.wh.NAME`.
+                // (Checked before hardlinks: overlayfs shares one whiteout inode among many.)
+                let mut path = Vec::with_capacity(rel.len() + 4);
+                path.extend_from_slice(parent_rel);
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(b".wh.");
+                path.extend_from_slice(name);
+                header.set_mode(0o600);
                 header.set_entry_type(EntryType::Regular);
-                self.pax.clear();
-                self.append(abs, &path, header, meta, None)?;
+                self.append(rel, &path, header, &info, None)?;
+                Ok(None)
             }
-            return Ok(());
-        }
-
-        if meta.nlink() > 1 {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.links.get(&key) {
-                let first = first.clone();
+            FileType::Socket | FileType::Unknown => {
+                log::debug!("skipping socket {}", self.shown(rel).display());
+                Ok(None)
+            }
+            FileType::Directory => {
+                let fd = self.open(parent, name, rel, DIR_FLAGS, &info)?;
+                let opaque = self.read_xattrs(XattrSource::Fd(fd.as_fd()), rel)?;
+                let mut path = rel.to_vec();
+                path.push(b'/');
+                header.set_entry_type(EntryType::Directory);
+                self.append(rel, &path, header.clone(), &info, None)?;
+                if opaque {
+                    // Docker's marker: an empty file carrying the directory's permissions.
+                    path.extend_from_slice(b".wh..wh..opq");
+                    header.set_mode(info.mode & 0o777);
+                    header.set_entry_type(EntryType::Regular);
+                    self.pax.clear();
+                    self.append(rel, &path, header, &info, None)?;
+                }
+                Ok(Some(fd))
+            }
+            _ if info.nlink > 1 && self.links.contains_key(&(info.dev, info.ino)) => {
+                let first = self.links[&(info.dev, info.ino)].clone();
+                self.read_xattrs(XattrSource::At(parent, name), rel)?;
                 header.set_entry_type(EntryType::Link);
-                return self.append(abs, rel, header, meta, Some(&first));
+                self.append(rel, rel, header, &info, Some(&first))?;
+                Ok(None)
             }
-            self.links.insert(key, rel.to_vec());
+            file_type => {
+                if info.nlink > 1 {
+                    self.links.insert((info.dev, info.ino), rel.to_vec());
+                }
+                match file_type {
+                    FileType::RegularFile => {
+                        let flags = OFlags::RDONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::NONBLOCK
+                            | OFlags::NOCTTY
+                            | OFlags::CLOEXEC;
+                        let fd = self.open(parent, name, rel, flags, &info)?;
+                        self.read_xattrs(XattrSource::Fd(fd.as_fd()), rel)?;
+                        header.set_entry_type(EntryType::Regular);
+                        header.set_size(info.size);
+                        self.append(rel, rel, header, &info, None)?;
+                        self.copy_data(File::from(fd), rel, info.size)?;
+                    }
+                    FileType::Symlink => {
+                        let target = rfs::readlinkat(parent, name, Vec::new()).map_err(|e| {
+                            read_err(self.shown(rel), "reading the symlink")(e.into())
+                        })?;
+                        self.read_xattrs(XattrSource::At(parent, name), rel)?;
+                        header.set_entry_type(EntryType::Symlink);
+                        self.append(rel, rel, header, &info, Some(target.as_bytes()))?;
+                    }
+                    _ => {
+                        let kind = match file_type {
+                            FileType::CharacterDevice => EntryType::Char,
+                            FileType::BlockDevice => EntryType::Block,
+                            _ => EntryType::Fifo,
+                        };
+                        self.read_xattrs(XattrSource::At(parent, name), rel)?;
+                        header.set_entry_type(kind);
+                        if kind != EntryType::Fifo {
+                            let device = header
+                                .set_device_major(rfs::major(info.rdev))
+                                .and_then(|()| header.set_device_minor(rfs::minor(info.rdev)));
+                            device.map_err(read_err(self.shown(rel), "recording the device"))?;
+                        }
+                        self.append(rel, rel, header, &info, None)?;
+                    }
+                }
+                Ok(None)
+            }
         }
+    }
 
-        if file_type.is_file() {
-            header.set_entry_type(EntryType::Regular);
-            header.set_size(meta.len());
-            return self.append_file(abs, rel, header, meta);
+    /// Opens `name` below `parent` without following a symlink, and checks it is still the
+    /// inode that was examined (a container may swap files while it runs).
+    fn open(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &[u8],
+        flags: OFlags,
+        info: &Info,
+    ) -> Result<OwnedFd, DiffError> {
+        let fd = rfs::openat(parent, name, flags, Mode::empty())
+            .map_err(|e| read_err(self.shown(rel), "opening the file")(e.into()))?;
+        let now = rfs::fstat(&fd)
+            .map(Info::from)
+            .map_err(|e| read_err(self.shown(rel), "inspecting the file")(e.into()))?;
+        if now.ino != info.ino || now.dev != info.dev {
+            return Err(DiffError::Read {
+                path: self.shown(rel),
+                op: "opening the file",
+                source: io::Error::other("it was replaced while the layer was being written"),
+            });
         }
-        if file_type.is_symlink() {
-            let target = fs::read_link(abs).map_err(read_err(abs, "reading the symlink"))?;
-            header.set_entry_type(EntryType::Symlink);
-            return self.append(abs, rel, header, meta, Some(target.as_os_str().as_bytes()));
-        }
-        let kind = if file_type.is_char_device() {
-            EntryType::Char
-        } else if file_type.is_block_device() {
-            EntryType::Block
-        } else {
-            EntryType::Fifo
-        };
-        header.set_entry_type(kind);
-        if kind != EntryType::Fifo {
-            let dev = meta.rdev();
-            let bad = |e| DiffError::Read {
-                path: abs.to_path_buf(),
-                op: "recording the device number",
-                source: e,
-            };
-            header
-                .set_device_major(rustix::fs::major(dev))
-                .map_err(bad)?;
-            header
-                .set_device_minor(rustix::fs::minor(dev))
-                .map_err(bad)?;
-        }
-        self.append(abs, rel, header, meta, None)
+        Ok(fd)
     }
 
     /// Collects xattrs as PAX records; returns whether the directory is an opaque one.
-    fn read_xattrs(&mut self, abs: &Path) -> Result<bool, DiffError> {
+    fn read_xattrs(&mut self, source: XattrSource<'_>, rel: &[u8]) -> Result<bool, DiffError> {
+        if let XattrSource::At(dir, name) = source {
+            // Symlinks and devices cannot be opened; name them through the parent's fd
+            // (l*xattr do not follow the final component).
+            self.proc_path.clear();
+            self.proc_path
+                .extend_from_slice(format!("/proc/self/fd/{}/", dir.as_raw_fd()).as_bytes());
+            self.proc_path.extend_from_slice(name);
+        }
         let Self {
-            list, value, pax, ..
+            list,
+            value,
+            pax,
+            proc_path,
+            ..
         } = self;
-        let len = match rustix::fs::llistxattr(abs, &mut list[..]) {
+        let listed = match source {
+            XattrSource::Fd(fd) => rfs::flistxattr(fd, &mut list[..]),
+            XattrSource::At(..) => rfs::llistxattr(proc_path.as_slice(), &mut list[..]),
+        };
+        let len = match listed {
             Ok(len) => len,
             Err(Errno::OPNOTSUPP) => return Ok(false),
-            Err(e) => return Err(read_err(abs, "listing xattrs")(e.into())),
+            Err(e) => {
+                return Err(read_err(self.shown(rel), "listing xattrs")(e.into()));
+            }
         };
         let mut opaque = false;
         for name in list[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-            let n = match rustix::fs::lgetxattr(abs, name, &mut value[..]) {
+            let got = match source {
+                XattrSource::Fd(fd) => rfs::fgetxattr(fd, name, &mut value[..]),
+                XattrSource::At(..) => rfs::lgetxattr(proc_path.as_slice(), name, &mut value[..]),
+            };
+            let n = match got {
                 Ok(n) => n,
                 // Removed between listing and reading: nothing to record.
                 Err(Errno::NODATA) => continue,
-                Err(e) => return Err(read_err(abs, "reading an xattr")(e.into())),
+                Err(e) => {
+                    let path = self.dir.join(OsStr::from_bytes(rel));
+                    return Err(read_err(path, "reading an xattr")(e.into()));
+                }
             };
             if name.starts_with(b"trusted.overlay.") {
                 opaque |= name == b"trusted.overlay.opaque" && &value[..n] == b"y";
@@ -304,37 +435,12 @@ impl<W: Write> LayerWriter<W> {
         Ok(opaque)
     }
 
-    /// Writes a regular file, copying exactly the size that was recorded in its header.
-    fn append_file(
-        &mut self,
-        abs: &Path,
-        rel: &[u8],
-        header: Header,
-        meta: &Metadata,
-    ) -> Result<(), DiffError> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
-            .open(abs)
-            .map_err(read_err(abs, "opening the file"))?;
-        let opened = file
-            .metadata()
-            .map_err(read_err(abs, "inspecting the file"))?;
-        if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
-            return Err(DiffError::Read {
-                path: abs.to_path_buf(),
-                op: "opening the file",
-                source: io::Error::other("it was replaced while the layer was being written"),
-            });
-        }
-        // The header goes through the builder; the data is copied here with a large buffer
-        // (the builder copies through 8 KiB) and padded to the 512-byte block as it would be.
-        self.append(abs, rel, header, meta, None)?;
-        let size = meta.len();
+    /// Copies exactly `size` bytes of file data after its header (the builder would copy
+    /// through 8 KiB), padded to the 512-byte block as the builder would.
+    fn copy_data(&mut self, mut file: File, rel: &[u8], size: u64) -> Result<(), DiffError> {
         if self.buf.is_empty() {
             self.buf = vec![0; COPY_BUF];
         }
-        let out = self.builder.get_mut();
         let mut left = size;
         while left > 0 {
             let want = self
@@ -344,7 +450,7 @@ impl<W: Write> LayerWriter<W> {
             let n = match file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     return Err(DiffError::Read {
-                        path: abs.to_path_buf(),
+                        path: self.shown(rel),
                         op: "reading the file",
                         source: io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -354,26 +460,31 @@ impl<W: Write> LayerWriter<W> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(abs, "reading the file")(e)),
+                Err(e) => return Err(read_err(self.shown(rel), "reading the file")(e)),
             };
-            out.write_all(&self.buf[..n]).map_err(write_err(abs))?;
+            self.builder
+                .get_mut()
+                .write_all(&self.buf[..n])
+                .map_err(write_err(self.shown(rel)))?;
             left -= n as u64;
         }
         let pad = (512 - size % 512) % 512;
-        out.write_all(&[0; 512][..pad as usize])
-            .map_err(write_err(abs))?;
+        self.builder
+            .get_mut()
+            .write_all(&[0; 512][..pad as usize])
+            .map_err(write_err(self.shown(rel)))?;
         self.stats.size += size;
         Ok(())
     }
 
-    /// Writes a header (after a PAX header when needed) with an empty body. Regular files'
-    /// data follows from [`Self::append_file`].
+    /// Writes a header named `path` (after a PAX header when needed) with no data; a regular
+    /// file's data follows from [`Self::copy_data`].
     fn append(
         &mut self,
-        abs: &Path,
+        rel: &[u8],
         path: &[u8],
         mut header: Header,
-        meta: &Metadata,
+        info: &Info,
         link: Option<&[u8]>,
     ) -> Result<(), DiffError> {
         let old = header.as_old_mut();
@@ -389,26 +500,20 @@ impl<W: Write> LayerWriter<W> {
             let n = link.len().min(old.linkname.len());
             old.linkname[..n].copy_from_slice(&link[..n]);
         }
-        for (key, id) in [
-            (b"uid", u64::from(meta.uid())),
-            (b"gid", u64::from(meta.gid())),
-        ] {
-            if id > USTAR_ID_MAX {
-                pax_record(&mut self.pax, &[key], id.to_string().as_bytes());
-            }
+        if u64::from(info.uid) > USTAR_ID_MAX {
+            pax_record(&mut self.pax, &[b"uid"], info.uid.to_string().as_bytes());
+            header.set_uid(0);
         }
-        if !(0..=USTAR_TIME_MAX).contains(&meta.mtime()) {
+        if u64::from(info.gid) > USTAR_ID_MAX {
+            pax_record(&mut self.pax, &[b"gid"], info.gid.to_string().as_bytes());
+            header.set_gid(0);
+        }
+        if !(0..=USTAR_TIME_MAX).contains(&info.mtime) {
             pax_record(
                 &mut self.pax,
                 &[b"mtime"],
-                meta.mtime().to_string().as_bytes(),
+                info.mtime.to_string().as_bytes(),
             );
-        }
-        if meta.uid() as u64 > USTAR_ID_MAX {
-            header.set_uid(0);
-        }
-        if meta.gid() as u64 > USTAR_ID_MAX {
-            header.set_gid(0);
         }
         if !self.pax.is_empty() {
             let mut pax_header = Header::new_ustar();
@@ -420,12 +525,12 @@ impl<W: Write> LayerWriter<W> {
             pax_header.set_cksum();
             self.builder
                 .append(&pax_header, &self.pax[..])
-                .map_err(write_err(abs))?;
+                .map_err(write_err(self.shown(rel)))?;
         }
         header.set_cksum();
         self.builder
             .append(&header, io::empty())
-            .map_err(write_err(abs))?;
+            .map_err(write_err(self.shown(rel)))?;
         self.stats.entries += 1;
         Ok(())
     }
@@ -449,32 +554,12 @@ fn pax_record(buf: &mut Vec<u8>, key: &[&[u8]], value: &[u8]) {
     buf.push(b'\n');
 }
 
-/// The names in a directory, sorted bytewise so the layer is the same on every run.
-fn sorted_names(dir: &Path) -> Result<Vec<OsString>, DiffError> {
-    let mut names = fs::read_dir(dir)
-        .and_then(|entries| {
-            entries
-                .map(|entry| entry.map(|e| e.file_name()))
-                .collect::<io::Result<Vec<_>>>()
-        })
-        .map_err(read_err(dir, "listing the directory"))?;
-    names.sort_unstable();
-    Ok(names)
+fn read_err(path: PathBuf, op: &'static str) -> impl FnOnce(io::Error) -> DiffError {
+    move |source| DiffError::Read { path, op, source }
 }
 
-fn read_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> DiffError + 'a {
-    move |source| DiffError::Read {
-        path: path.to_path_buf(),
-        op,
-        source,
-    }
-}
-
-fn write_err(path: &Path) -> impl FnOnce(io::Error) -> DiffError + '_ {
-    move |source| DiffError::Write {
-        path: path.to_path_buf(),
-        source,
-    }
+fn write_err(path: PathBuf) -> impl FnOnce(io::Error) -> DiffError {
+    move |source| DiffError::Write { path, source }
 }
 
 #[cfg(test)]
@@ -489,6 +574,7 @@ mod tests {
         blockdev, build, chardev, dedent, dir, fifo, file, hardlink, listing, symlink, Sandbox, E,
         MTIME,
     };
+    use std::fs;
 
     /// Lists a layer tar: `d MODE UID:GID path`, `f MODE UID:GID path "data"`,
     /// `h path => target`, `l UID:GID path -> target`, `c/b MODE UID:GID path MAJ,MIN`,
@@ -684,8 +770,29 @@ mod tests {
         assert!(err.to_string().contains("is not a directory"), "{err}");
         let err = write_layer(&sandbox.root.join("missing"), io::sink()).unwrap_err();
         assert!(
-            err.to_string().contains("inspecting the directory failed"),
+            err.to_string().contains("opening the directory failed"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_written_as_links_and_never_followed() {
+        let sandbox = Sandbox::new();
+        std::os::unix::fs::symlink(&sandbox.outside, sandbox.root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", sandbox.root.join("rel")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", sandbox.root.join("passwd")).unwrap();
+        let mut layer = Vec::new();
+        write_layer(&sandbox.root, &mut layer).unwrap();
+        let listed = tar_listing(&layer).replace(sandbox.outside.to_str().unwrap(), "{outside}");
+        assert_eq!(
+            listed,
+            dedent(
+                r#"
+                l 0:0 abs -> {outside} @now
+                l 0:0 passwd -> /etc/passwd @now
+                l 0:0 rel -> ../outside @now
+                "#
+            )
         );
     }
 

@@ -13,6 +13,11 @@ use crate::apply::{apply_layer, ApplyStats};
 use crate::snapshot::{Prepared, Snapshots};
 use crate::Error;
 
+/// Chunks (typically 16–64 KiB) the unpacker may lag behind the download: enough to smooth
+/// bursts, bounded so a layer is never held in memory. (A larger backlog measured slower:
+/// more allocation, no gain, since unpacking is the pipeline's slowest stage.)
+const UNPACK_BACKLOG: usize = 64;
+
 /// Decompresses a layer blob, applies it under `fs`, and returns its diff ID.
 pub(crate) fn unpack_stream(
     blob: impl Read + Send,
@@ -20,21 +25,52 @@ pub(crate) fn unpack_stream(
     layer: &str,
 ) -> Result<(String, ApplyStats), Error> {
     let ctx = || format!("decompressing layer {layer}");
-    let tar = crate::compress::decompress(blob).map_err(Error::io(ctx()))?;
-    let mut hashing = HashingReader {
-        inner: tar,
-        hasher: Sha256::new(),
-    };
-    let stats = apply_layer(fs, &mut hashing).map_err(|source| Error::Apply {
-        layer: layer.to_string(),
-        source,
-    })?;
-    // The tar's end-of-archive padding is part of the diff ID too.
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(Error::io(ctx()))?;
-    Ok((
-        format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
-        stats,
-    ))
+    // Two stages on two threads: decompress + hash the tar here, apply it there. Applying is
+    // mostly syscalls and decompressing mostly CPU, so they overlap well.
+    let (tx, rx) = sync_channel::<Vec<u8>>(16);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || -> std::io::Result<String> {
+            let mut tar = crate::compress::decompress(blob)?;
+            let mut hasher = Sha256::new();
+            loop {
+                let mut buf = vec![0u8; 256 * 1024];
+                let n = tar.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                hasher.update(&buf);
+                if tx.send(buf).is_err() {
+                    // The applier stopped (with an error of its own): keep hashing, so the
+                    // caller can still tell a corrupt blob from a hostile one.
+                    std::io::copy(
+                        &mut HashingReader {
+                            inner: tar,
+                            hasher: &mut hasher,
+                        },
+                        &mut std::io::sink(),
+                    )?;
+                    break;
+                }
+            }
+            Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+        });
+        let mut channel = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        let applied = apply_layer(fs, &mut channel);
+        drop(channel);
+        let diff_id = producer.join().expect("decompressor panicked");
+        // A decompression error explains an apply error ("unexpected end"), so it goes first.
+        let diff_id = diff_id.map_err(Error::io(ctx()))?;
+        let stats = applied.map_err(|source| Error::Apply {
+            layer: layer.to_string(),
+            source,
+        })?;
+        Ok((diff_id, stats))
+    })
 }
 
 pub(crate) fn check_diff_id(layer: &str, expected: &str, actual: &str) -> Result<(), Error> {
@@ -49,12 +85,12 @@ pub(crate) fn check_diff_id(layer: &str, expected: &str, actual: &str) -> Result
     }
 }
 
-struct HashingReader<R> {
+struct HashingReader<'h, R> {
     inner: R,
-    hasher: Sha256,
+    hasher: &'h mut Sha256,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
@@ -105,7 +141,7 @@ impl Unpacker {
     ) -> Result<Unpacker, Error> {
         let prepared = snapshots.prepare(label)?;
         let fs = prepared.fs();
-        let (tx, rx) = sync_channel::<Vec<u8>>(64);
+        let (tx, rx) = sync_channel::<Vec<u8>>(UNPACK_BACKLOG);
         let layer = layer.to_string();
         let thread = std::thread::Builder::new()
             .name("berth-unpack".into())

@@ -22,7 +22,12 @@ cargo build --release --locked >&2
 BERTH=$PWD/target/release/berth
 work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # podman leaves overlay mounts in its stores
+  awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # A registry holding the fixtures, and one empty registry per push run.
@@ -56,7 +61,7 @@ timeit() { # timeit SETUP CMD... ; runs SETUP then CMD, RUNS times, prints media
   local setup=$1; shift; local t=()
   for _ in $(seq 1 "$RUNS"); do
     eval "$setup"; sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    local s; s=$(now); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; local e; e=$(now)
+    local s; s=$(now); "$@" >/dev/null 2>"$work/last.err" || { echo "FAILED: $*" >&2; cat "$work/last.err" >&2; exit 1; }; local e; e=$(now)
     t+=("$(echo "$e - $s" | bc -l)")
   done
   printf '%s\n' "${t[@]}" | median
@@ -64,7 +69,7 @@ timeit() { # timeit SETUP CMD... ; runs SETUP then CMD, RUNS times, prints media
 command -v bc >/dev/null || { apt-get install -y bc >&2; }
 
 export BERTH_CONFIG=$work/daemon.json; echo '{}' > "$BERTH_CONFIG"
-export DOCKER_CONFIG=$work/docker
+export DOCKER_CONFIG=$work/docker; mkdir -p "$DOCKER_CONFIG"; echo "{}" > "$DOCKER_CONFIG/config.json"
 ROOT=$work/berth-root
 declare -A R
 R[berth_pull]=$(timeit 'rm -rf $ROOT' "$BERTH" --root "$ROOT" pull -q "$IMAGE")
@@ -79,22 +84,28 @@ skopeo copy --src-tls-verify=false "docker://$IMAGE" "docker-archive:$work/docke
 R[berth_load_uncompressed]=$(timeit 'rm -rf $work/load-root' "$BERTH" --root "$work/load-root" load -i "$work/docker-style.tar")
 
 if [ $WITH_PODMAN = 1 ]; then
-  PROOT=$work/podman
-  P=(podman --root "$PROOT/root" --runroot "$PROOT/run" --storage-driver overlay)
-  R[podman_pull]=$(timeit '"${P[@]}" rmi -a -f >/dev/null 2>&1 || true' "${P[@]}" pull -q --tls-verify=false "$IMAGE")
-  "${P[@]}" pull -q --tls-verify=false "$IMAGE" >/dev/null
-  push_podman() { local r; r=$(empty_registry); "${P[@]}" push --tls-verify=false "$IMAGE" "docker://$r/bench/python:1"; }
+  # Each timed pull or load gets a store of its own: podman's overlay mounts make removing a
+  # used store unreliable.
+  prun=0
+  pnew() { prun=$((prun+1)); P=(podman --root "$work/podman/$prun/root" --runroot "$work/podman/$prun/run" --storage-driver overlay --events-backend none); }
+  podman_pull() { "${P[@]}" pull -q --tls-verify=false "$IMAGE"; }
+  R[podman_pull]=$(timeit pnew podman_pull)
+  pnew; podman_pull >/dev/null; PKEEP=("${P[@]}")
+  push_podman() { local r; r=$(empty_registry); "${PKEEP[@]}" push --tls-verify=false "$IMAGE" "docker://$r/bench/python:1"; }
   R[podman_push]=$(timeit ':' push_podman)
-  R[podman_save]=$(timeit 'rm -f $work/psave.tar' "${P[@]}" save -o "$work/psave.tar" "$IMAGE")
-  R[podman_load]=$(timeit '"${P[@]}" rmi -a -f >/dev/null 2>&1 || true' "${P[@]}" load -i "$work/psave.tar")
+  R[podman_save]=$(timeit 'rm -f $work/psave.tar' "${PKEEP[@]}" save -o "$work/psave.tar" "$IMAGE")
+  podman_load() { "${P[@]}" load -i "$work/psave.tar"; }
+  R[podman_load]=$(timeit pnew podman_load)
 fi
 if [ $WITH_DOCKER = 1 ]; then
   if ! docker info >/dev/null 2>&1; then
     (dockerd --insecure-registry "$REG" >"$work/dockerd.log" 2>&1 &) ; sleep 5
   fi
-  R[docker_pull]=$(timeit 'docker rmi -f "$IMAGE" >/dev/null 2>&1 || true' docker pull -q "$IMAGE")
+  # Remove by ID, so no other tag of the same image keeps its layers.
+  drop_docker='docker images -aq | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true'
+  R[docker_pull]=$(timeit "$drop_docker" docker pull -q "$IMAGE")
   R[docker_save]=$(timeit 'rm -f $work/dsave.tar' docker save -o "$work/dsave.tar" "$IMAGE")
-  R[docker_load]=$(timeit 'docker rmi -f "$IMAGE" >/dev/null 2>&1 || true' docker load -i "$work/dsave.tar")
+  R[docker_load]=$(timeit "$drop_docker" docker load -i "$work/dsave.tar")
 fi
 
 echo "operation  engine  seconds (median of $RUNS)"

@@ -2,7 +2,7 @@
 # Installs the Debian packages berth's demo and tests need (idempotent; skips apt when all
 # are present, so repeated runs stay fast and work offline).
 set -euo pipefail
-PACKAGES=(docker-registry mmdebstrap busybox-static skopeo apache2-utils zstd attr curl
+PACKAGES=(docker-registry mmdebstrap busybox-static skopeo podman apache2-utils zstd attr curl
           openssl ca-certificates util-linux gzip tar python3)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -401,23 +401,8 @@ impl Inner {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(auth::parse_challenge);
-        match challenge {
-            Some(Challenge::Basic) => {
-                let r = client
-                    .get(&url)
-                    .header(AUTHORIZATION, basic_header(creds))
-                    .send()
-                    .await
-                    .map_err(|e| failed(error_chain(&e)))?;
-                if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(failed(format!(
-                        "unauthorized: incorrect username or password ({})",
-                        r.status()
-                    )))
-                }
-            }
+        let header = match challenge {
+            Some(Challenge::Basic) => basic_header(creds),
             Some(Challenge::Bearer(params)) => {
                 let token = self
                     .fetch_token(ep, &params, "", Some(creds))
@@ -427,25 +412,29 @@ impl Inner {
                             "unauthorized: incorrect username or password ({e})"
                         ))
                     })?;
-                let r = client
-                    .get(&url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .map_err(|e| failed(error_chain(&e)))?;
-                if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(failed(format!(
-                        "the registry refused the token ({})",
-                        r.status()
-                    )))
-                }
+                HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| failed("the token server sent an unusable token".into()))?
             }
-            None => Err(failed(format!(
-                "{url} answered {} without an authentication challenge",
-                resp.status()
-            ))),
+            None => {
+                return Err(failed(format!(
+                    "{url} answered {} without an authentication challenge",
+                    resp.status()
+                )))
+            }
+        };
+        let r = client
+            .get(&url)
+            .header(AUTHORIZATION, header)
+            .send()
+            .await
+            .map_err(|e| failed(error_chain(&e)))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(failed(format!(
+                "unauthorized: incorrect username or password ({})",
+                r.status()
+            )))
         }
     }
 
@@ -473,13 +462,7 @@ impl Inner {
             });
         }
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            return Err(Error::Status {
-                registry: ep.host.clone(),
-                what: format!("GET {kind} {url_path}"),
-                status: status.as_u16(),
-                body: body.chars().take(300).collect(),
-            });
+            return Err(status_error(&ep.host, format!("GET {kind} {url_path}"), resp).await);
         }
         let media_type = resp
             .headers()
@@ -609,6 +592,18 @@ fn verify(expected: &str, actual: &str, what: &'static str, registry: &str) -> R
             actual: actual.to_string(),
             registry: registry.to_string(),
         })
+    }
+}
+
+/// An unexpected answer, with the start of its body (registries explain themselves in JSON).
+pub(crate) async fn status_error(registry: &str, what: String, resp: Response) -> Error {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    Error::Status {
+        registry: registry.to_string(),
+        what,
+        status,
+        body: body.chars().take(300).collect(),
     }
 }
 

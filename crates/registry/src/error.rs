@@ -26,7 +26,7 @@ pub enum Error {
         tried: String,
     },
     /// Credentials were missing or refused.
-    #[error("pull access denied for {reference} on {registry}: {cause}; if the repository is private, run 'berth login {registry}'")]
+    #[error("access to {reference} on {registry} denied: {cause}; if the repository is private, run 'berth login {registry}'")]
     Unauthorized {
         /// What was asked for.
         reference: String,

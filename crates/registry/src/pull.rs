@@ -8,7 +8,7 @@ use reqwest::header::RANGE;
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
-use crate::client::{error_chain, Endpoint, Registry};
+use crate::client::{error_chain, status_error, Endpoint, Registry};
 use crate::{BoxError, Error, ResolvedImage};
 
 /// How often a broken transfer is resumed before giving up.
@@ -186,18 +186,7 @@ async fn fetch_one(
             });
         }
         if !status.is_success() {
-            break Err(Error::Status {
-                registry: ep.host.clone(),
-                what: format!("GET {path}"),
-                status: status.as_u16(),
-                body: resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect(),
-            });
+            break Err(status_error(&ep.host, format!("GET {path}"), resp).await);
         }
         // A server that ignores Range sends everything again: skip what we already have.
         let mut skip = if status == StatusCode::PARTIAL_CONTENT {

@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::client::{error_chain, sha256_digest, Endpoint, Inner, Registry};
+use crate::client::{error_chain, sha256_digest, status_error, Endpoint, Inner, Registry};
 use crate::{BoxError, Error, Progress, ProgressEvent, Reference};
 
 /// A blob to upload and how to read it.
@@ -94,19 +94,7 @@ async fn expect(
     if ok.contains(&resp.status()) {
         return Ok(resp);
     }
-    let status = resp.status().as_u16();
-    Err(Error::Status {
-        registry: ep.host.clone(),
-        what: what.to_string(),
-        status,
-        body: resp
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect(),
-    })
+    Err(status_error(&ep.host, what.to_string(), resp).await)
 }
 
 async fn push_blob(

@@ -37,6 +37,24 @@ fn server_host(server: Option<&str>) -> String {
     }
 }
 
+/// Asks for one line on the terminal, as `docker login` does; refuses without a terminal.
+fn prompt(label: &str) -> Result<String, Failure> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::usage(
+            "Error: Cannot perform an interactive login from a non TTY device",
+        ));
+    }
+    print!("{label}: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub fn login(app: &App, args: LoginArgs) -> Result<(), Failure> {
     let host = server_host(args.server.as_deref());
     if args.password.is_some() && args.password_stdin {
@@ -47,48 +65,19 @@ pub fn login(app: &App, args: LoginArgs) -> Result<(), Failure> {
     if args.password.is_some() {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
     }
-    let stdin = std::io::stdin();
     let username = match args.username {
         Some(u) => u,
-        None => {
-            if !stdin.is_terminal() {
-                return Err(Failure::usage(
-                    "Error: Cannot perform an interactive login from a non TTY device",
-                ));
-            }
-            print!("Username: ");
-            let _ = std::io::stdout().flush();
-            let mut line = String::new();
-            stdin
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| Failure::usage(e.to_string()))?;
-            line.trim().to_string()
-        }
+        None => prompt("Username")?.trim().to_string(),
     };
     let password = match (args.password, args.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {
             let mut line = String::new();
-            std::io::Read::read_to_string(&mut stdin.lock(), &mut line)
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut line)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => {
-            if !stdin.is_terminal() {
-                return Err(Failure::usage(
-                    "Error: Cannot perform an interactive login from a non TTY device",
-                ));
-            }
-            print!("Password: ");
-            let _ = std::io::stdout().flush();
-            let mut line = String::new();
-            stdin
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| Failure::usage(e.to_string()))?;
-            line.trim_end_matches(['\n', '\r']).to_string()
-        }
+        (None, false) => prompt("Password")?,
     };
     if username.is_empty() || password.is_empty() {
         return Err(Failure::usage("Error: Username and password are required"));

@@ -180,3 +180,80 @@ fn import_a_rootfs_tarball() {
     b.run(&["import", "/nonexistent.tar"])
         .fails(1, &["/nonexistent.tar"]);
 }
+
+/// Runs podman with a store of its own.
+fn podman(root: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args(["--storage-driver", "vfs", "--events-backend", "none"])
+        .args(args)
+        .output()
+        .expect("podman (Debian package podman)");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn podman_reads_our_archives_and_we_read_podmans() {
+    let regs = registries();
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("{}/test/layers:latest", regs.plain);
+    podman(dir.path(), &["pull", "-q", "--tls-verify=false", &src]);
+    let podman_id = podman(
+        dir.path(),
+        &["image", "inspect", "--format", "{{.Id}}", &src],
+    )
+    .trim()
+    .to_string();
+    for (format, file) in [
+        ("docker-archive", "p-docker.tar"),
+        ("oci-archive", "p-oci.tar"),
+    ] {
+        let path = dir.path().join(file);
+        podman(
+            dir.path(),
+            &[
+                "save",
+                "--format",
+                format,
+                "-o",
+                path.to_str().unwrap(),
+                &src,
+            ],
+        );
+        let b = Berth::bare();
+        let out = b.run(&["load", "-i", path.to_str().unwrap()]);
+        assert!(
+            out.ok().starts_with("Loaded image"),
+            "{format}: {}",
+            out.stdout
+        );
+        let id = b
+            .run(&["images", "-q", "--no-trunc"])
+            .ok()
+            .trim()
+            .to_string();
+        assert_eq!(id, format!("sha256:{podman_id}"), "{format}");
+        assert_eq!(b.lowerdirs(&id).len(), 3);
+    }
+    // And the other way: podman loads what berth saves.
+    let b = Berth::bare();
+    b.run(&["pull", "-q", &src]).ok();
+    let saved = dir.path().join("berth.tar");
+    b.run(&["save", "-o", saved.to_str().unwrap(), &src]).ok();
+    let fresh = tempfile::tempdir().unwrap();
+    let out = podman(fresh.path(), &["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains(&src), "{out}");
+    let loaded = podman(
+        fresh.path(),
+        &["image", "inspect", "--format", "{{.Id}}", &src],
+    );
+    assert_eq!(loaded.trim(), podman_id);
+}

@@ -115,6 +115,13 @@ fn put_manifest(registry: &str, repo: &str, tag: &str, manifest: &str) {
     assert!(st.success(), "registry refused the manifest");
 }
 
+/// An OCI manifest with one config and one 14-byte plain layer.
+fn oci_manifest(config: &str, config_size: usize, layer: &str) -> String {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":14}}]}}"#
+    )
+}
+
 #[test]
 fn malformed_manifest_and_config() {
     let regs = registries();
@@ -122,9 +129,7 @@ fn malformed_manifest_and_config() {
     // A config that is not an image config.
     let bad_config = upload(reg, "test/malformed", br#"{"hello": "world"}"#);
     let layer = upload(reg, "test/malformed", b"not even a tar");
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{bad_config}","size":18}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":14}}]}}"#
-    );
+    let m = oci_manifest(&bad_config, 18, &layer);
     put_manifest(reg, "test/malformed", "badconfig", &m);
     let b = Berth::bare();
     b.run(&["pull", &format!("{reg}/test/malformed:badconfig")])
@@ -139,10 +144,7 @@ fn malformed_manifest_and_config() {
     // A valid config whose diff_ids do not match the layer count.
     let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config = upload(reg, "test/malformed", cfg);
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":14}}]}}"#,
-        cfg.len()
-    );
+    let m = oci_manifest(&config, cfg.len(), &layer);
     put_manifest(reg, "test/malformed", "mismatch", &m);
     b.run(&["pull", &format!("{reg}/test/malformed:mismatch")])
         .fails(1, &["1 layers but the config has 0 diff_ids"]);
@@ -152,10 +154,7 @@ fn malformed_manifest_and_config() {
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
     );
     let config = upload(reg, "test/malformed", cfg.as_bytes());
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":14}}]}}"#,
-        cfg.len()
-    );
+    let m = oci_manifest(&config, cfg.len(), &layer);
     put_manifest(reg, "test/malformed", "notar", &m);
     b.run(&["pull", &format!("{reg}/test/malformed:notar")])
         .fails(1, &[&layer[..19]]);

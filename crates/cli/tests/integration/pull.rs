@@ -208,3 +208,36 @@ fn getxattr(path: &std::path::Path, name: &str, buf: &mut [u8]) -> usize {
     buf[..n].copy_from_slice(&out.stdout[..n]);
     n
 }
+
+#[test]
+fn progress_bars_on_a_terminal() {
+    let b = Berth::new();
+    // Big enough that the bars get drawn before the pull ends.
+    let r = "python:3.8-slim-buster";
+    // `script` gives berth a pseudo-terminal, as a user's shell would.
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let line = format!("{berth} pull {r}");
+    let out = b
+        .cmd(&[])
+        .get_envs()
+        .fold(std::process::Command::new("script"), |mut c, (k, v)| {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+            c
+        })
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(
+        text.contains("\u{1b}["),
+        "a terminal gets redrawn bars: {text:?}"
+    );
+    // Without a terminal: plain lines, no escape codes.
+    let plain = b.run(&["pull", "busybox"]);
+    assert!(!plain.ok().contains('\u{1b}'), "{}", plain.stdout);
+}

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{archive, auth, image, transfer};
+use crate::commands::{archive, auth, container, image, transfer};
 
 /// A daemonless container engine with Docker's command line.
 #[derive(Parser)]
@@ -69,9 +69,14 @@ enum Command {
     Login(auth::LoginArgs),
     /// Log out from a registry.
     Logout(auth::LogoutArgs),
+    /// Create and run a new container from an image.
+    Run(container::RunArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Runs one container to its end (started by `run`; not for direct use).
+    #[command(hide = true)]
+    ContainerMonitor(container::MonitorArgs),
 }
 
 #[derive(Subcommand)]
@@ -163,6 +168,8 @@ fn main() -> ExitCode {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::import(&app, a),
         Command::Login(a) => auth::login(&app, a),
         Command::Logout(a) => auth::logout(&app, a),
+        Command::Run(a) => container::run(&app, a),
+        Command::ContainerMonitor(a) => container::monitor(&app, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,7 @@ impl Direction {
 pub struct Display {
     direction: Direction,
     quiet: bool,
+    stderr: bool,
     bars: Option<MultiProgress>,
     active: Mutex<HashMap<String, ProgressBar>>,
 }
@@ -59,6 +60,22 @@ impl Display {
         Display {
             direction,
             quiet,
+            stderr: false,
+            bars,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Progress on stderr, as `docker run` shows the pull of a missing image (stdout belongs
+    /// to the container).
+    pub fn on_stderr(direction: Direction) -> Display {
+        let bars = std::io::stderr()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Display {
+            direction,
+            quiet: false,
+            stderr: true,
             bars,
             active: Mutex::new(HashMap::new()),
         }
@@ -69,6 +86,7 @@ impl Display {
             Some(m) => {
                 let _ = m.println(format!("{}: {msg}", short(digest)));
             }
+            None if self.stderr => eprintln!("{}: {msg}", short(digest)),
             None => println!("{}: {msg}", short(digest)),
         }
     }

@@ -2,5 +2,6 @@
 
 pub mod archive;
 pub mod auth;
+pub mod container;
 pub mod image;
 pub mod transfer;

@@ -12,3 +12,4 @@ mod hostile;
 mod images;
 mod pull;
 mod push;
+mod run;

@@ -1,0 +1,158 @@
+//! `run` (foreground for now) and the hidden monitor entry point.
+
+use std::sync::Arc;
+
+use berth_engine::{Engine, RunOptions};
+use berth_registry::{Platform, Reference};
+use clap::Args;
+
+use crate::app::App;
+use crate::progress::{Direction, Display};
+use crate::Failure;
+
+#[derive(Args)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in Docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Connect a container to a network (none or host for now).
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Keep STDIN open (stdin is always passed through for now).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Run container in background (not supported yet).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Allocate a pseudo-TTY (not supported yet).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, allow_hyphen_values = true)]
+    pub image_and_command: Vec<String>,
+}
+
+fn run_failure(message: String) -> Failure {
+    Failure {
+        code: 125,
+        message: format!("berth: {message}"),
+    }
+}
+
+pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
+    if args.detach || args.tty {
+        return Err(run_failure(
+            "-d and -t are not supported yet; run in the foreground without them".into(),
+        ));
+    }
+    if let Some(n) = args
+        .network
+        .as_deref()
+        .filter(|n| !["none", "host"].contains(n))
+    {
+        return Err(run_failure(format!(
+            "Error response from daemon: network {n} not found (berth supports --network none and host for now)"
+        )));
+    }
+    let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
+        .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
+    let image = args.image_and_command[0].clone();
+    if engine.images.lookup(&image).is_err() {
+        let reference = Reference::parse_with_default_tag(&image)
+            .map_err(|e| run_failure(format!("{e}.\nSee 'berth run --help'.")))?;
+        eprintln!(
+            "Unable to find image '{}' locally",
+            berth_image::display_ref(&reference.to_string())
+        );
+        let display = Arc::new(Display::on_stderr(Direction::Pull));
+        engine
+            .images
+            .pull(app.registry()?, &reference, &Platform::host(), display)
+            .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
+    }
+    let env = args
+        .env
+        .iter()
+        .filter_map(|e| match e.split_once('=') {
+            Some(_) => Some(e.clone()),
+            // `-e KEY` takes KEY from the caller's environment, or drops it, as Docker does.
+            None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
+        })
+        .collect();
+    let options = RunOptions {
+        image,
+        cmd: args.image_and_command[1..].to_vec(),
+        entrypoint: args.entrypoint,
+        env,
+        workdir: args.workdir,
+        user: args.user,
+        name: args.name,
+        hostname: args.hostname,
+        rm: args.rm,
+        network: args.network.or(Some("none".into())),
+    };
+    let id = engine.create(&options).map_err(|e| {
+        let message = e.to_string();
+        run_failure(format!(
+            "Error response from daemon: {}.",
+            message.trim_end_matches('.')
+        ))
+    })?;
+    // The monitor is a fresh process: the runtime must start containers from a
+    // single-threaded one, and the CLI may have threads (the pull above).
+    let exe = std::env::current_exe().map_err(|e| run_failure(e.to_string()))?;
+    let status = std::process::Command::new(exe)
+        .arg("--root")
+        .arg(&app.global.root)
+        .arg("--runroot")
+        .arg(&app.global.runroot)
+        .arg("container-monitor")
+        .arg(&id)
+        .status()
+        .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
+    let code = status.code().unwrap_or(125);
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: u8::try_from(code).unwrap_or(125),
+            message: String::new(),
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    /// Container ID.
+    pub id: String,
+}
+
+/// The monitor process (see `berth_engine::monitor`).
+pub fn monitor(app: &App, args: MonitorArgs) -> Result<(), Failure> {
+    let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
+        .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
+    let code = berth_engine::monitor::run(&engine, &args.id);
+    std::process::exit(code);
+}

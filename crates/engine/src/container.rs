@@ -1,0 +1,345 @@
+//! Container records: one directory per container under `<root>/containers/<id>`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_image::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+const RECORD: &str = "container.json";
+
+/// What `docker run`/`create` was asked for, as the engine needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// The image reference or ID as given.
+    pub image: String,
+    /// Arguments after the image (replace the image's CMD).
+    pub cmd: Vec<String>,
+    /// `--entrypoint` (an empty string clears the image's).
+    pub entrypoint: Option<String>,
+    /// `-e KEY=VALUE` (or `-e KEY`, taken from the caller's environment by the CLI).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u user[:group]`.
+    pub user: Option<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--rm`.
+    pub rm: bool,
+    /// `--network`: `none` (the default until bridge networking lands) or `host`.
+    pub network: Option<String>,
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Made, never started.
+    Created,
+    /// Its monitor runs it.
+    Running,
+    /// It ended.
+    Exited,
+}
+
+/// One container as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64 hex characters.
+    pub id: String,
+    /// Unique name (Docker's random `adjective_name` unless given).
+    pub name: String,
+    /// Image ID it was created from.
+    pub image_id: String,
+    /// The options it was created with.
+    pub options: RunOptions,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Current state.
+    pub state: State,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+    /// The monitor's process ID while running.
+    pub monitor_pid: Option<u32>,
+}
+
+/// The container half of berth: records under `<root>/containers`, runtime state under
+/// `<runroot>`, images from the image store.
+pub struct Engine {
+    root: PathBuf,
+    runroot: PathBuf,
+    /// The image store containers are made from.
+    pub images: Store,
+}
+
+impl Engine {
+    /// Opens the engine over an image store at `root`.
+    pub fn open(root: PathBuf, runroot: PathBuf) -> Result<Engine, Error> {
+        let images = Store::open(&root)?;
+        let engine = Engine {
+            root,
+            runroot,
+            images,
+        };
+        std::fs::create_dir_all(engine.containers_dir())
+            .map_err(Error::io("creating the containers directory"))?;
+        Ok(engine)
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// The directory of one container.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// Where the runtime keeps its per-container state.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.runroot.join("runtime")
+    }
+
+    /// Makes a container record for `options` (the image must be in the store); returns
+    /// its ID.
+    pub fn create(&self, options: &RunOptions) -> Result<String, Error> {
+        let image_id = self.images.lookup(&options.image)?;
+        let id = random_id()?;
+        let _lock = self.lock()?;
+        let existing = self.list()?;
+        let name = match &options.name {
+            Some(n) => {
+                validate_name(n)?;
+                if let Some(c) = existing.iter().find(|c| &c.name == n) {
+                    return Err(Error::NameConflict {
+                        name: n.clone(),
+                        id: c.id.clone(),
+                    });
+                }
+                n.clone()
+            }
+            None => loop {
+                let n = random_name(&id);
+                if !existing.iter().any(|c| c.name == n) {
+                    break n;
+                }
+            },
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_id,
+            options: options.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            state: State::Created,
+            exit_code: None,
+            monitor_pid: None,
+        };
+        let dir = self.dir(&id);
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        self.save(&record)?;
+        Ok(id)
+    }
+
+    fn lock(&self) -> Result<std::fs::File, Error> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("containers.lock"))
+            .map_err(Error::io("opening containers.lock"))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("locking containers.lock")(e.into()))?;
+        Ok(f)
+    }
+
+    /// Writes a record atomically (temp file, fsync, rename).
+    pub fn save(&self, record: &ContainerRecord) -> Result<(), Error> {
+        let dir = self.dir(&record.id);
+        let tmp = dir.join(format!(".{RECORD}.{}", std::process::id()));
+        let ctx = || format!("writing the record of container {}", record.id);
+        let mut f = std::fs::File::create(&tmp).map_err(Error::io(ctx()))?;
+        f.write_all(&serde_json::to_vec_pretty(record).expect("record serialises"))
+            .map_err(Error::io(ctx()))?;
+        f.sync_all().map_err(Error::io(ctx()))?;
+        std::fs::rename(&tmp, dir.join(RECORD)).map_err(Error::io(ctx()))
+    }
+
+    /// Loads a record by full ID.
+    pub fn load(&self, id: &str) -> Result<ContainerRecord, Error> {
+        let path = self.dir(id).join(RECORD);
+        let bytes = std::fs::read(&path).map_err(|_| Error::NoSuchContainer(id.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Io {
+            context: format!("reading {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// Every container with a readable record.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, Error> {
+        let mut out = Vec::new();
+        let rd =
+            std::fs::read_dir(self.containers_dir()).map_err(Error::io("listing containers"))?;
+        for e in rd.flatten() {
+            if let Ok(r) = self.load(&e.file_name().to_string_lossy()) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds a container by name, full ID or unambiguous ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<ContainerRecord, Error> {
+        let all = self.list()?;
+        if let Some(c) = all
+            .iter()
+            .find(|c| c.name == name_or_id || c.id == name_or_id)
+        {
+            return Ok(c.clone());
+        }
+        let prefixed: Vec<_> = all
+            .iter()
+            .filter(|c| c.id.starts_with(name_or_id))
+            .collect();
+        match prefixed.as_slice() {
+            [one] if !name_or_id.is_empty() => Ok((*one).clone()),
+            _ => Err(Error::NoSuchContainer(name_or_id.to_string())),
+        }
+    }
+
+    /// Deletes a stopped container's directory (its root filesystem must be unmounted).
+    pub fn remove(&self, id: &str) -> Result<(), Error> {
+        let dir = self.dir(id);
+        // Rename first, so a half-deleted container never looks like a container.
+        let trash = self.containers_dir().join(format!(".trash-{id}"));
+        std::fs::rename(&dir, &trash).map_err(Error::io(format!("removing container {id}")))?;
+        std::fs::remove_dir_all(&trash).map_err(Error::io(format!("removing container {id}")))
+    }
+
+    /// The path of a container's file.
+    pub fn path(&self, id: &str, file: &str) -> PathBuf {
+        self.dir(id).join(file)
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+fn random_id() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(Error::io("reading /dev/urandom"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn validate_name(name: &str) -> Result<(), Error> {
+    let b = name.as_bytes();
+    let ok = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "admiring",
+    "brave",
+    "clever",
+    "dazzling",
+    "eager",
+    "focused",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "pensive",
+    "quirky",
+    "relaxed",
+    "serene",
+    "tender",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
+];
+const SURNAMES: &[&str] = &[
+    "agnesi",
+    "babbage",
+    "curie",
+    "dijkstra",
+    "euler",
+    "fermi",
+    "galois",
+    "hopper",
+    "johnson",
+    "kepler",
+    "lovelace",
+    "meitner",
+    "noether",
+    "pascal",
+    "ramanujan",
+    "shannon",
+    "turing",
+    "volta",
+    "wiles",
+    "yalow",
+    "zuse",
+    "hamilton",
+    "knuth",
+    "lamport",
+];
+
+/// Docker-style `adjective_surname`, drawn from the container's random ID.
+fn random_name(id: &str) -> String {
+    let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let n = n ^ salt;
+    format!(
+        "{}_{}",
+        ADJECTIVES[(n % ADJECTIVES.len() as u64) as usize],
+        SURNAMES[((n / 97) % SURNAMES.len() as u64) as usize]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker_rules() {
+        assert!(validate_name("web-1.a_b").is_ok());
+        let e = validate_name("-bad").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+        assert!(validate_name("a").is_err());
+        let n = random_name(&"ab".repeat(32));
+        let (adj, sur) = n.split_once('_').unwrap();
+        assert!(ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur), "{n}");
+    }
+}

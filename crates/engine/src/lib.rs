@@ -1,0 +1,37 @@
+//! berth's containers: what `docker run` does between "the image is here" and "the process
+//! runs", and the bookkeeping after.
+//!
+//! - [`container`]: container records (`containers/<id>/container.json`, written atomically),
+//!   IDs and Docker-style random names, name conflicts.
+//! - [`spec`]: image config + run options → an OCI runtime spec with Docker's defaults
+//!   (namespaces, the 14 default capabilities, masked and read-only paths, /dev, /dev/shm,
+//!   hostname, environment).
+//! - [`user`]: `--user` resolved against the image's `/etc/passwd` and `/etc/group`, read
+//!   inside the root filesystem without following links out of it and without running
+//!   container code.
+//! - [`rootfs`]: the overlay mount of image snapshots plus a writable upper layer, and the
+//!   generated `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
+//! - [`monitor`]: the per-container process that mounts, runs (through `berth-runtime`),
+//!   records the exit, and cleans up.
+//!
+//! ```no_run
+//! use berth_engine::{Engine, RunOptions};
+//! let engine = Engine::open("/var/lib/berth".into(), "/run/berth".into())?;
+//! let id = engine.create(&RunOptions { image: "busybox".into(), cmd: vec!["true".into()], ..Default::default() })?;
+//! # Ok::<(), berth_engine::Error>(())
+//! ```
+//!
+//! **Architecture invariant:** the container-creation path is synchronous and runs in the
+//! monitor, a single-threaded re-exec of the binary; `cli` and `api` only create records and
+//! start monitors. This crate knows nothing of registries' wire formats or HTTP.
+#![deny(missing_docs)]
+
+pub mod container;
+mod error;
+pub mod monitor;
+pub mod rootfs;
+pub mod spec;
+pub mod user;
+
+pub use container::{ContainerRecord, Engine, RunOptions, State};
+pub use error::Error;

@@ -30,6 +30,7 @@ pub mod container;
 mod error;
 pub mod monitor;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod user;
 

@@ -190,7 +190,9 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
             "capabilities": {
                 "bounding": caps, "effective": caps, "permitted": caps,
             },
-            "noNewPrivileges": false,
+            // Left out rather than false: libcontainer 0.7 loads seccomp before dropping
+            // capabilities only when the field is absent, and a filter loaded after the
+            // drop, without no_new_privs, is refused by the kernel.
             "oomScoreAdj": 0,
         },
         "root": {"path": "rootfs", "readonly": false},
@@ -199,6 +201,7 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
+            "seccomp": crate::seccomp::default_profile(),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
             "resources": {

@@ -85,6 +85,10 @@ mkdir /sys/fs/cgroup/x 2>/dev/null && echo cgroup-writable || echo cgroup-ro
 stat -c %t,%T /proc/keys
 echo "$HOME $PATH"
 cat /etc/hostname
+grep Seccomp: /proc/self/status
+mount -t tmpfs x /mnt 2>/dev/null && echo mount-allowed || echo mount-refused
+unshare -n true 2>/dev/null && echo unshare-allowed || echo unshare-refused
+reboot -f 2>/dev/null; echo reboot=$?
 "#;
     let out = b.run(&["run", "--rm", "busybox", "sh", "-c", script]);
     let lines: Vec<&str> = out.ok().lines().collect();
@@ -106,6 +110,11 @@ cat /etc/hostname
         "/root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     );
     assert_eq!(lines[8], host);
+    assert_eq!(lines[9], "Seccomp:\t2");
+    assert_eq!(
+        &lines[10..13],
+        ["mount-refused", "unshare-refused", "reboot=1"]
+    );
 }
 
 #[test]

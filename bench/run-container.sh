@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Container start benchmark: `run --rm busybox true`, median of N runs, berth beside docker
+# when asked (dockerd must be running). Podman 4.3 from Debian cannot run containers on this
+# host (runc refuses its RLIMIT_NOFILE above the host's hard limit), so it is left out.
+# Usage: bench/run-container.sh [--runs N] [--with-docker]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=20; WITH_DOCKER=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2;;
+    --with-docker) WITH_DOCKER=1; shift;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+bash scripts/packages.sh >&2
+cargo build --release --locked >&2
+BERTH=$PWD/target/release/berth
+work=$(mktemp -d /var/tmp/berth-runbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+/usr/bin/python3 tests/fixtures/fixtures.py build --only busybox >/dev/null
+/usr/bin/python3 tests/fixtures/fixtures.py serve --state-dir "$work/reg" --ready-file "$work/ready.json" --until-signal >"$work/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 300); do [ -f "$work/ready.json" ] && break; sleep 0.2; done
+REG=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["plain"])' "$work/ready.json")
+/usr/bin/python3 tests/fixtures/fixtures.py seed --registry "$REG" --only busybox >/dev/null
+IMAGE=$REG/library/busybox:latest
+export BERTH_CONFIG=$work/daemon.json; echo '{}' > "$BERTH_CONFIG"
+B=("$BERTH" --root "$work/berth")
+"${B[@]}" pull -q "$IMAGE" >/dev/null
+
+median_ms() { # median wall time in ms of RUNS runs of the command
+  local t=()
+  for _ in $(seq 1 "$RUNS"); do
+    local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s%N)
+    t+=($(( (e - s) / 1000 )))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f\n", a[int((NR+1)/2)]/1000}'
+}
+echo "run --rm busybox true, median ms of $RUNS"
+echo "berth  $(median_ms "${B[@]}" run --rm "$IMAGE" true)"
+if [ $WITH_DOCKER = 1 ] && docker info >/dev/null 2>&1; then
+  docker pull -q "$IMAGE" >/dev/null
+  echo "docker $(median_ms docker run --rm --network none "$IMAGE" true)"
+fi

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{archive, auth, container, image, transfer};
+use crate::commands::{archive, auth, container, image, lifecycle, transfer};
 
 /// A daemonless container engine with Docker's command line.
 #[derive(Parser)]
@@ -71,6 +71,18 @@ enum Command {
     Logout(auth::LogoutArgs),
     /// Create and run a new container from an image.
     Run(container::RunArgs),
+    /// List containers.
+    Ps(lifecycle::PsArgs),
+    /// Stop one or more running containers.
+    Stop(lifecycle::StopArgs),
+    /// Kill one or more running containers.
+    Kill(lifecycle::KillArgs),
+    /// Remove one or more containers.
+    Rm(lifecycle::RmArgs),
+    /// Fetch the logs of a container.
+    Logs(lifecycle::LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(lifecycle::WaitArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -169,6 +181,12 @@ fn main() -> ExitCode {
         Command::Login(a) => auth::login(&app, a),
         Command::Logout(a) => auth::logout(&app, a),
         Command::Run(a) => container::run(&app, a),
+        Command::Ps(a) => lifecycle::ps(&app, a),
+        Command::Stop(a) => lifecycle::stop(&app, a),
+        Command::Kill(a) => lifecycle::kill(&app, a),
+        Command::Rm(a) => lifecycle::rm(&app, a),
+        Command::Logs(a) => lifecycle::logs(&app, a),
+        Command::Wait(a) => lifecycle::wait(&app, a),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
     };
     match result {

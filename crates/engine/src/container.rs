@@ -66,6 +66,29 @@ pub struct ContainerRecord {
     pub exit_code: Option<i32>,
     /// The monitor's process ID while running.
     pub monitor_pid: Option<u32>,
+    /// The container init's host PID while running.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// When it started (RFC 3339).
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339).
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// Why it could not start, in Docker's words.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The process it runs (entrypoint + cmd), fixed at creation as in Docker.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl ContainerRecord {
+    /// Whether it runs: recorded as running and its monitor is alive. A monitor killed with
+    /// -9 leaves a record saying "running"; this reads it as ended.
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running && self.monitor_pid.is_some_and(|p| monitor_alive(p, &self.id))
+    }
 }
 
 /// The container half of berth: records under `<root>/containers`, runtime state under
@@ -109,6 +132,8 @@ impl Engine {
     /// its ID.
     pub fn create(&self, options: &RunOptions) -> Result<String, Error> {
         let image_id = self.images.lookup(&options.image)?;
+        let info = self.images.info(&image_id)?;
+        let args = crate::spec::process_args(&info.config, options)?;
         let id = random_id()?;
         let _lock = self.lock()?;
         let existing = self.list()?;
@@ -139,6 +164,11 @@ impl Engine {
             state: State::Created,
             exit_code: None,
             monitor_pid: None,
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            args,
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
@@ -221,6 +251,73 @@ impl Engine {
         std::fs::remove_dir_all(&trash).map_err(Error::io(format!("removing container {id}")))
     }
 
+    /// Waits (polling the record) until the container is no longer running; returns its
+    /// final record, or `None` on timeout.
+    pub fn wait_stopped(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ContainerRecord>, Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let r = self.load(id)?;
+            if r.state != State::Created && !r.is_running() {
+                return Ok(Some(r));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Sends a signal to the container's init process.
+    pub fn signal(&self, record: &ContainerRecord, signal: i32) -> Result<(), Error> {
+        let pid = record
+            .pid
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| Error::Invalid(format!("container {} is not running", record.id)))?;
+        let sig = rustix::process::Signal::from_named_raw(signal)
+            .ok_or_else(|| Error::Invalid(format!("invalid signal: {signal}")))?;
+        rustix::process::kill_process(pid, sig)
+            .map_err(|e| Error::io(format!("signalling container {}", record.id))(e.into()))
+    }
+
+    /// Cleans up after a container whose monitor died (`kill -9`): kills what is left of
+    /// the container, unmounts its root filesystem, and drops the runtime's state and
+    /// cgroups, so `rm -f` always leaves nothing behind.
+    pub fn reap_orphan(&self, record: &ContainerRecord) -> Result<(), Error> {
+        if let Some(pid) = record.pid.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            // The init is not our child: wait for it to vanish from /proc.
+            for _ in 0..200 {
+                if process_state(pid.as_raw_nonzero().get() as u32).is_none() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        crate::rootfs::Layout::new(&self.dir(&record.id)).unmount()?;
+        let _ = std::fs::remove_dir_all(self.runtime_root().join(&record.id));
+        let cgroups = Path::new("/sys/fs/cgroup");
+        let mut dirs = vec![cgroups.join("berth").join(&record.id)];
+        if let Ok(rd) = std::fs::read_dir(cgroups) {
+            dirs.extend(
+                rd.flatten()
+                    .map(|c| c.path().join("berth").join(&record.id)),
+            );
+        }
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        Ok(())
+    }
+
+    /// The json-file log of a container.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
     /// The path of a container's file.
     pub fn path(&self, id: &str, file: &str) -> PathBuf {
         self.dir(id).join(file)
@@ -230,6 +327,35 @@ impl Engine {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// Whether `pid` is this container's monitor and alive: not a zombie, and not another
+/// process that reused the PID.
+fn monitor_alive(pid: u32, id: &str) -> bool {
+    if process_state(pid).is_none() {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("container-monitor") && c.contains(id)
+        })
+        .unwrap_or(false)
+}
+
+/// The state letter of a live process; `None` if it is gone or a zombie (a process whose
+/// parent died may stay a zombie for a while where PID 1 reaps slowly).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    let state = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()?;
+    (!matches!(state, 'Z' | 'X')).then_some(state)
 }
 
 fn random_id() -> Result<String, Error> {

@@ -28,6 +28,7 @@
 
 pub mod container;
 mod error;
+pub mod logs;
 pub mod monitor;
 pub mod rootfs;
 pub mod seccomp;

@@ -20,9 +20,11 @@
 //! OCI runtime spec and joins whatever namespaces that spec names.
 #![deny(missing_docs)]
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{waitpid, WaitStatus};
 
@@ -49,9 +51,38 @@ pub enum Error {
     },
 }
 
+/// Where a container's standard streams go; `None` inherits this process's.
+#[derive(Default)]
+pub struct Stdio {
+    /// Standard input.
+    pub stdin: Option<OwnedFd>,
+    /// Standard output.
+    pub stdout: Option<OwnedFd>,
+    /// Standard error.
+    pub stderr: Option<OwnedFd>,
+}
+
 /// Runs OCI bundles, keeping per-container runtime state under `state_root`.
 pub struct Runtime {
     state_root: PathBuf,
+}
+
+/// A started container, to wait for.
+pub struct Running {
+    id: String,
+    container: Container,
+}
+
+fn runtime_error(
+    id: &str,
+    stage: &'static str,
+) -> impl FnOnce(libcontainer::error::LibcontainerError) -> Error {
+    let id = id.to_string();
+    move |source| Error::Runtime {
+        id,
+        stage,
+        source: Box::new(source),
+    }
 }
 
 impl Runtime {
@@ -61,47 +92,74 @@ impl Runtime {
         Runtime { state_root }
     }
 
-    /// Creates and starts the container of `bundle` with this process's stdio, waits for it,
-    /// deletes it, and returns its exit code the way a shell reports it (128+N for signal N).
-    /// Must be called from a single-threaded process.
-    pub fn run(&self, id: &str, bundle: &Path) -> Result<i32, Error> {
-        let err = |stage| {
-            let id = id.to_string();
-            move |source| Error::Runtime {
-                id,
-                stage,
-                source: Box::new(source),
-            }
-        };
-        let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    /// Creates and starts the container of `bundle`. Must be called from a single-threaded
+    /// process (threads may be started once this returns).
+    pub fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Running, Error> {
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
-            .map_err(err("create"))?
+            .map_err(runtime_error(id, "create"))?;
+        if let Some(fd) = stdio.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let mut container = builder
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(false)
             .build()
-            .map_err(err("create"))?;
-        let started = container.start().map_err(err("start"));
-        let code = match (started, container.pid()) {
-            (Ok(()), Some(pid)) => loop {
+            .map_err(runtime_error(id, "create"))?;
+        if let Err(e) = container.start() {
+            let _ = container.delete(true);
+            return Err(runtime_error(id, "start")(e));
+        }
+        Ok(Running {
+            id: id.to_string(),
+            container,
+        })
+    }
+
+    /// Creates, starts and waits for a container with this process's stdio; returns its
+    /// exit code.
+    pub fn run(&self, id: &str, bundle: &Path) -> Result<i32, Error> {
+        self.start(id, bundle, Stdio::default())?.wait()
+    }
+}
+
+impl Running {
+    /// The host PID of the container's init process.
+    pub fn pid(&self) -> Option<i32> {
+        self.container.pid().map(|p| p.as_raw())
+    }
+
+    /// Waits for the init process, deletes the container's runtime state and cgroup, and
+    /// returns the exit code as a shell reports it (128+N for signal N).
+    pub fn wait(mut self) -> Result<i32, Error> {
+        let code = match self.container.pid() {
+            Some(pid) => loop {
                 match waitpid(pid, None) {
                     Ok(WaitStatus::Exited(_, code)) => break Ok(code),
                     Ok(WaitStatus::Signaled(_, sig, _)) => break Ok(128 + sig as i32),
-                    Ok(_) => continue,
-                    Err(nix::Error::EINTR) => continue,
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
                     Err(source) => {
                         break Err(Error::Wait {
-                            id: id.to_string(),
+                            id: self.id.clone(),
                             source,
                         })
                     }
                 }
             },
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Ok(0),
+            None => Ok(0),
         };
-        // Delete even after a failed start, keeping the first error.
-        let deleted = container.delete(true).map_err(err("delete"));
+        // Delete even after a failed wait, keeping the first error.
+        let deleted = self
+            .container
+            .delete(true)
+            .map_err(runtime_error(&self.id, "delete"));
         let code = code?;
         deleted?;
         Ok(code)

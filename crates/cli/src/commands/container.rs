@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use berth_engine::{Engine, RunOptions};
+use berth_engine::monitor::Streams;
+use berth_engine::{Engine, RunOptions, State};
 use berth_registry::{Platform, Reference};
 use clap::Args;
 
@@ -43,7 +44,7 @@ pub struct RunArgs {
     /// Keep STDIN open (stdin is always passed through for now).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Run container in background (not supported yet).
+    /// Run container in background and print container ID.
     #[arg(short, long)]
     pub detach: bool,
     /// Allocate a pseudo-TTY (not supported yet).
@@ -62,9 +63,9 @@ fn run_failure(message: String) -> Failure {
 }
 
 pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
-    if args.detach || args.tty {
+    if args.tty {
         return Err(run_failure(
-            "-d and -t are not supported yet; run in the foreground without them".into(),
+            "-t is not supported yet; run without a pseudo-terminal".into(),
         ));
     }
     if let Some(n) = args
@@ -123,12 +124,30 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     // The monitor is a fresh process: the runtime must start containers from a
     // single-threaded one, and the CLI may have threads (the pull above).
     let exe = std::env::current_exe().map_err(|e| run_failure(e.to_string()))?;
-    let status = std::process::Command::new(exe)
+    let mut monitor = std::process::Command::new(exe);
+    monitor
         .arg("--root")
         .arg(&app.global.root)
         .arg("--runroot")
         .arg(&app.global.runroot)
-        .arg("container-monitor")
+        .arg("container-monitor");
+    if args.detach {
+        use std::os::unix::process::CommandExt;
+        use std::process::Stdio;
+        // Its own process group, no terminal: it outlives this command.
+        monitor
+            .arg("--detached")
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        monitor
+            .spawn()
+            .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
+        return report_start(&engine, &id);
+    }
+    let status = monitor
         .arg(&id)
         .status()
         .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
@@ -143,8 +162,38 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     }
 }
 
+/// `run -d`: waits until the monitor has started the container (or failed to), then prints
+/// the ID as Docker does, or the error with Docker's exit code.
+fn report_start(engine: &Engine, id: &str) -> Result<(), Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let record = engine
+            .load(id)
+            .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
+        if record.state != State::Created {
+            if let Some(err) = record.error {
+                return Err(Failure {
+                    code: u8::try_from(record.exit_code.unwrap_or(125)).unwrap_or(125),
+                    message: format!("berth: Error response from daemon: {err}."),
+                });
+            }
+            println!("{id}");
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(run_failure(format!(
+                "container {id} did not start within 30 s"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 #[derive(Args)]
 pub struct MonitorArgs {
+    /// Send the container's output to its log instead of this process's stdio.
+    #[arg(long)]
+    pub detached: bool,
     /// Container ID.
     pub id: String,
 }
@@ -153,6 +202,11 @@ pub struct MonitorArgs {
 pub fn monitor(app: &App, args: MonitorArgs) -> Result<(), Failure> {
     let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
         .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
-    let code = berth_engine::monitor::run(&engine, &args.id);
+    let streams = if args.detached {
+        Streams::Log
+    } else {
+        Streams::Inherit
+    };
+    let code = berth_engine::monitor::run(&engine, &args.id, streams);
     std::process::exit(code);
 }

@@ -4,4 +4,5 @@ pub mod archive;
 pub mod auth;
 pub mod container;
 pub mod image;
+pub mod lifecycle;
 pub mod transfer;

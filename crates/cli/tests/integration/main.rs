@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod hostile;
 mod images;
+mod lifecycle;
 mod pull;
 mod push;
 mod run;

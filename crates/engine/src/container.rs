@@ -31,8 +31,11 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// `--rm`.
     pub rm: bool,
-    /// `--network`: `none` (the default until bridge networking lands) or `host`.
+    /// `--network`: `bridge` (the default), `none` or `host`.
     pub network: Option<String>,
+    /// `-p`: published ports.
+    #[serde(default)]
+    pub publish: Vec<berth_network::PortMapping>,
 }
 
 /// Where a container is in its life.
@@ -81,9 +84,20 @@ pub struct ContainerRecord {
     /// The process it runs (entrypoint + cmd), fixed at creation as in Docker.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Its address on the bridge network while running.
+    #[serde(default)]
+    pub ip: Option<String>,
 }
 
 impl ContainerRecord {
+    /// Whether it joins the default bridge network (`--network bridge`, the default).
+    pub fn uses_bridge(&self) -> bool {
+        matches!(
+            self.options.network.as_deref(),
+            None | Some("bridge") | Some("default")
+        )
+    }
+
     /// Whether it runs: recorded as running and its monitor is alive. A monitor killed with
     /// -9 leaves a record saying "running"; this reads it as ended.
     pub fn is_running(&self) -> bool {
@@ -169,6 +183,7 @@ impl Engine {
             finished_at: None,
             error: None,
             args,
+            ip: None,
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
@@ -298,6 +313,9 @@ impl Engine {
             }
         }
         crate::rootfs::Layout::new(&self.dir(&record.id)).unmount()?;
+        if record.uses_bridge() {
+            self.bridge().teardown(&record.id)?;
+        }
         let _ = std::fs::remove_dir_all(self.runtime_root().join(&record.id));
         let cgroups = Path::new("/sys/fs/cgroup");
         let mut dirs = vec![cgroups.join("berth").join(&record.id)];
@@ -311,6 +329,11 @@ impl Engine {
             let _ = std::fs::remove_dir(d);
         }
         Ok(())
+    }
+
+    /// Docker's default bridge network, with its state in this store.
+    pub fn bridge(&self) -> berth_network::Bridge {
+        berth_network::Bridge::default_network(self.root.clone(), self.runroot.clone())
     }
 
     /// The json-file log of a container.

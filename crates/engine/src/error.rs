@@ -17,6 +17,9 @@ pub enum Error {
     /// The OCI runtime failed.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// Networking failed (a port in use, a missing tool).
+    #[error(transparent)]
+    Network(#[from] berth_network::Error),
     /// No container has this name or ID.
     #[error("No such container: {0}")]
     NoSuchContainer(String),

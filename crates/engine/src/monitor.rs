@@ -117,18 +117,66 @@ fn prepare_and_run(
         .unwrap_or(crate::spec::DEFAULT_PATH)
         .to_string();
     check_executable(&layout.rootfs, &args[0], &path, &cwd)?;
+    let attached = if record.uses_bridge() {
+        let a = engine.bridge().setup(&record.id, &options.publish)?;
+        record.ip = Some(a.ip.to_string());
+        Some(a)
+    } else {
+        None
+    };
+    let process = Process {
+        hostname,
+        user,
+        args,
+        env,
+        cwd,
+    };
+    let result = start_and_wait(engine, record, layout, streams, &process, attached.as_ref());
+    if attached.is_some() {
+        if let Err(e) = engine.bridge().teardown(&record.id) {
+            eprintln!("berth: cleaning up the network of {}: {e}", record.id);
+        }
+        record.ip = None;
+    }
+    result
+}
+
+/// The container's process, resolved inside its root filesystem.
+struct Process {
+    hostname: String,
+    user: crate::user::ResolvedUser,
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: String,
+}
+
+fn start_and_wait(
+    engine: &Engine,
+    record: &mut crate::ContainerRecord,
+    layout: &Layout,
+    streams: Streams,
+    process: &Process,
+    attached: Option<&berth_network::Attached>,
+) -> Result<i32, Error> {
+    let options = &record.options;
     let dir = engine.dir(&record.id);
-    write_etc_files(&dir, &hostname, options.network.as_deref() == Some("host"))?;
+    write_etc_files(
+        &dir,
+        &process.hostname,
+        options.network.as_deref() == Some("host"),
+        attached.map(|a| a.ip),
+    )?;
     let spec = build(
         options,
         &SpecInputs {
             id: &record.id,
-            hostname: &hostname,
-            user: &user,
-            args,
-            env,
-            cwd: &cwd,
+            hostname: &process.hostname,
+            user: &process.user,
+            args: process.args.clone(),
+            env: process.env.clone(),
+            cwd: &process.cwd,
             dir: &dir,
+            netns: attached.map(|a| a.netns.as_path()),
         },
     )?;
     let config_path = layout.bundle.join("config.json");

@@ -72,7 +72,12 @@ impl Layout {
 
 /// Writes `hostname`, `hosts` and `resolv.conf` into the container directory; the spec bind
 /// mounts them over the image's files.
-pub fn write_etc_files(dir: &Path, hostname: &str, host_network: bool) -> Result<(), Error> {
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    host_network: bool,
+    ip: Option<std::net::Ipv4Addr>,
+) -> Result<(), Error> {
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(Error::io(format!("writing {}", p.display())))
@@ -80,6 +85,8 @@ pub fn write_etc_files(dir: &Path, hostname: &str, host_network: bool) -> Result
     write("hostname", format!("{hostname}\n"))?;
     let hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else if let Some(ip) = ip {
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{ip}\t{hostname}\n")
     } else {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
     };

@@ -136,6 +136,8 @@ pub struct SpecInputs<'a> {
     pub cwd: &'a str,
     /// The container directory holding hosts/hostname/resolv.conf.
     pub dir: &'a Path,
+    /// A network namespace prepared by `berth-network` to join, if any.
+    pub netns: Option<&'a Path>,
 }
 
 /// Builds the spec.
@@ -147,8 +149,10 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if !host_network {
-        namespaces.push(json!({"type": "network"}));
+    match (host_network, inputs.netns) {
+        (true, _) => {}
+        (false, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
+        (false, None) => namespaces.push(json!({"type": "network"})),
     }
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         namespaces.push(json!({"type": "cgroup"}));

@@ -38,9 +38,12 @@ pub struct RunArgs {
     /// Container host name.
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
-    /// Connect a container to a network (none or host for now).
+    /// Connect a container to a network (bridge, none or host).
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Publish a container's port(s) to the host: [ip:]hostport:containerport[/proto].
+    #[arg(short, long)]
+    pub publish: Vec<String>,
     /// Keep STDIN open (stdin is always passed through for now).
     #[arg(short, long)]
     pub interactive: bool,
@@ -71,10 +74,25 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     if let Some(n) = args
         .network
         .as_deref()
-        .filter(|n| !["none", "host"].contains(n))
+        .filter(|n| !["bridge", "default", "none", "host"].contains(n))
     {
         return Err(run_failure(format!(
-            "Error response from daemon: network {n} not found (berth supports --network none and host for now)"
+            "Error response from daemon: network {n} not found (berth has bridge, none and host for now)"
+        )));
+    }
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        let parsed = berth_network::parse_publish(p).map_err(|e| {
+            run_failure(format!(
+                "invalid argument \"{p}\" for \"-p, --publish\" flag: {e}\nSee 'berth run --help'."
+            ))
+        })?;
+        publish.extend(parsed);
+    }
+    if !publish.is_empty() && matches!(args.network.as_deref(), Some("none") | Some("host")) {
+        return Err(run_failure(format!(
+            "Error response from daemon: published ports are discarded when using --network {}",
+            args.network.as_deref().unwrap_or_default()
         )));
     }
     let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
@@ -112,7 +130,8 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
         name: args.name,
         hostname: args.hostname,
         rm: args.rm,
-        network: args.network.or(Some("none".into())),
+        network: args.network,
+        publish,
     };
     let id = engine.create(&options).map_err(|e| {
         let message = e.to_string();

@@ -1,0 +1,147 @@
+//! The default bridge network: addresses, published ports without a userland proxy, port
+//! conflicts, and teardown that leaves nothing behind. Traffic goes only to 127.0.0.1, the
+//! bridge and the tests' own containers.
+
+use std::process::Command;
+
+use crate::common::Berth;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn leftovers(id: &str, port: u16) -> (bool, bool, bool) {
+    let short = &id[..12];
+    let veth = std::path::Path::new(&format!("/sys/class/net/vb{}", &short[..11])).exists();
+    let netns = std::path::Path::new(&format!("/run/netns/berth-{short}")).exists();
+    let rules = Command::new("nft")
+        .args(["list", "map", "ip", "berth", "ports"])
+        .output()
+        .unwrap();
+    let rule = String::from_utf8_lossy(&rules.stdout).contains(&format!(" {port} : "));
+    (veth, netns, rule)
+}
+
+fn get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const SERVE: &str =
+    "mkdir -p /www && echo '[1,2,3]' > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[test]
+fn published_ports_answer_and_vanish_with_the_container() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let port = free_port();
+    let publish = format!("{port}:8080");
+    let id = b
+        .run(&["run", "-d", "-p", &publish, "busybox", "sh", "-c", SERVE])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(
+        leftovers(&id, port),
+        (true, true, true),
+        "the container is plumbed"
+    );
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let mut body = None;
+    for _ in 0..50 {
+        body = get(&url);
+        if body.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        body.as_deref(),
+        Some("[1,2,3]\n"),
+        "127.0.0.1:{port} answers"
+    );
+    // From another container, through the bridge's address.
+    let via_bridge = format!("http://10.89.0.1:{port}/index.html");
+    assert_eq!(
+        b.run(&["run", "--rm", "busybox", "wget", "-qO-", &via_bridge])
+            .ok(),
+        "[1,2,3]\n"
+    );
+    // Its own address and name.
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; tail -1 /etc/hosts; hostname",
+    ]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert!(lines[0].contains("inet 10.89."), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with("10.89.") && lines[1].ends_with(lines[2]),
+        "{}",
+        lines[1]
+    );
+    // The port is taken now: Docker's message, exit 125, nothing left by the refused one.
+    b.run(&["run", "--rm", "-p", &publish, "busybox", "true"])
+        .fails(
+            125,
+            &[&format!(
+                "Bind for 0.0.0.0:{port} failed: port is already allocated"
+            )],
+        );
+    assert_eq!(b.run(&["ps", "-q"]).ok().lines().count(), 1);
+    b.run(&["rm", "-f", &id]).ok();
+    assert_eq!(
+        leftovers(&id, port),
+        (false, false, false),
+        "veth, netns and port rule are gone"
+    );
+    assert_eq!(get(&url), None);
+}
+
+#[test]
+fn ports_in_use_by_other_programs_and_bad_specs_are_refused() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    b.run(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "true",
+    ])
+    .fails(125, &["port is already allocated"]);
+    b.run(&["run", "--rm", "-p", "x:80", "busybox", "true"])
+        .fails(
+            125,
+            &["invalid argument \"x:80\" for \"-p, --publish\" flag"],
+        );
+    b.run(&["run", "--rm", "--network", "nosuch", "busybox", "true"])
+        .fails(125, &["network nosuch not found"]);
+    // --network none: loopback only; host: the host's interfaces.
+    let none = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(none.ok(), "lo\n");
+    assert_eq!(b.count("containers"), 0);
+}

@@ -1,0 +1,125 @@
+//! NAT and published ports with nftables, in one table of berth's own (`ip berth`).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use crate::{Error, PortMapping};
+
+/// Runs `nft -f -` with a script.
+fn nft(script: &str) -> Result<(), Error> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: "nft".into(),
+            stderr: format!("{e} (is the nftables package installed?)"),
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(|e| Error::Io {
+            context: "writing to nft".into(),
+            source: e,
+        })?;
+    let out = child.wait_with_output().map_err(|e| Error::Io {
+        context: "waiting for nft".into(),
+        source: e,
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            command: format!("nft -f - <<'{}'", script.trim()),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Whether berth's table exists.
+fn table_exists() -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", "berth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Creates the table once: masquerade out of the subnet, and DNAT of published ports for
+/// traffic from outside (prerouting) and from the host itself (output), through two maps
+/// (address-specific ports first, then ports on every address).
+pub(crate) fn ensure(bridge: &str, subnet: &str) -> Result<(), Error> {
+    if table_exists() {
+        return Ok(());
+    }
+    let dnat = "fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @host_ports\n        fib daddr type local dnat ip to meta l4proto . th dport map @ports";
+    nft(&format!(
+        r#"table ip berth {{
+    map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+    map host_ports {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
+        {dnat}
+    }}
+    chain output {{ type nat hook output priority -100; policy accept;
+        {dnat}
+    }}
+    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;
+        ip saddr {subnet} oifname != "{bridge}" masquerade
+        oifname "{bridge}" ip saddr 127.0.0.0/8 masquerade
+        oifname "{bridge}" ct status dnat ip saddr {subnet} masquerade
+    }}
+    chain forward {{ type filter hook forward priority filter; policy accept;
+        iifname "{bridge}" accept
+        oifname "{bridge}" accept
+    }}
+}}
+"#
+    ))
+}
+
+fn element(m: &PortMapping, ip: Ipv4Addr) -> (String, String) {
+    let value = format!("{ip} . {}", m.container_port);
+    match &m.host_ip {
+        Some(h) => (
+            "host_ports".into(),
+            format!("{h} . {} . {} : {value}", m.protocol.as_str(), m.host_port),
+        ),
+        None => (
+            "ports".into(),
+            format!("{} . {} : {value}", m.protocol.as_str(), m.host_port),
+        ),
+    }
+}
+
+/// Publishes ports (one atomic nft transaction).
+pub(crate) fn add_ports(ports: &[PortMapping], ip: Ipv4Addr) -> Result<(), Error> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let script: String = ports
+        .iter()
+        .map(|m| {
+            let (map, el) = element(m, ip);
+            format!("add element ip berth {map} {{ {el} }}\n")
+        })
+        .collect();
+    nft(&script)
+}
+
+/// Withdraws ports; each separately, so one already gone does not keep the others.
+pub(crate) fn remove_ports(ports: &[PortMapping], ip: Ipv4Addr) -> Vec<Error> {
+    ports
+        .iter()
+        .filter_map(|m| {
+            let (map, el) = element(m, ip);
+            let key = el.split(" : ").next().unwrap_or_default().to_string();
+            nft(&format!("delete element ip berth {map} {{ {key} }}\n")).err()
+        })
+        .collect()
+}

@@ -1,0 +1,71 @@
+//! Container networking, Docker's default `bridge` network: a Linux bridge, a veth pair per
+//! container, addresses from a small IPAM, NAT out, and published ports by nftables DNAT.
+//!
+//! ```no_run
+//! use berth_network::{Bridge, PortMapping, Protocol};
+//! let bridge = Bridge::default_network("/var/lib/berth".into(), "/run/berth".into());
+//! let port = PortMapping { host_ip: None, host_port: 5000, container_port: 5000, protocol: Protocol::Tcp };
+//! let attached = bridge.setup("0123456789ab", &[port])?;
+//! println!("container at {} in {}", attached.ip, attached.netns.display());
+//! bridge.teardown("0123456789ab")?;
+//! # Ok::<(), berth_network::Error>(())
+//! ```
+//!
+//! **Design.** Only two verbs, `setup` and `teardown`; teardown keeps going past failures
+//! and reports them all, so `rm` after a `kill -9` still removes every veth, address and
+//! rule. Published ports live in one nftables map (`protocol . port → address . port`), so a
+//! container's ports are added and removed as map elements, never by finding rule handles,
+//! and traffic goes kernel to kernel, with no userland proxy: from other hosts, from the host's
+//! own addresses and from 127.0.0.1 (with `route_localnet` on the bridge). Links and
+//! namespaces are made with iproute2 and rules with `nft`, the tools every distribution ships
+//! and their documented syntax; a netlink client would save a few milliseconds per container.
+//!
+//! **Architecture invariant:** knows nothing of images or containers' contents; it is handed
+//! a container ID and port mappings and hands back a namespace path and an address.
+#![deny(missing_docs)]
+
+mod bridge;
+mod firewall;
+mod ipam;
+mod ports;
+
+pub use bridge::{Attached, Bridge};
+pub use ports::{parse_publish, PortMapping, Protocol};
+
+/// What went wrong setting up or tearing down networking.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command (`ip`, `nft`) failed.
+    #[error("{command}: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// A file of the network state could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The address pool is used up.
+    #[error("no free address left in {0}")]
+    Exhausted(String),
+    /// A host port is taken (Docker's wording).
+    #[error("driver failed programming external connectivity on endpoint: Bind for {ip}:{port} failed: port is already allocated")]
+    PortInUse {
+        /// Host address.
+        ip: String,
+        /// Host port.
+        port: u16,
+    },
+    /// A `-p` value is malformed.
+    #[error("{0}")]
+    InvalidPort(String),
+    /// Teardown went on past several failures; here they all are.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<Error>),
+}

@@ -91,6 +91,44 @@ fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
+/// Go's `strconv.Quote`, which `docker ps` applies to COMMAND.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `0.0.0.0:5000->5000/tcp` for each published port of a running container.
+fn ports(r: &ContainerRecord) -> String {
+    if !r.is_running() {
+        return String::new();
+    }
+    r.options
+        .publish
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip.as_deref().unwrap_or("0.0.0.0"),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn state_word(r: &ContainerRecord) -> &'static str {
     if r.is_running() {
         "running"
@@ -164,11 +202,12 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
     }
     let command = |r: &ContainerRecord| {
         let c = r.args.join(" ");
-        if args.no_trunc || c.chars().count() <= 20 {
-            format!("\"{c}\"")
+        let c = if args.no_trunc || c.chars().count() <= 20 {
+            c
         } else {
-            format!("\"{}…\"", c.chars().take(19).collect::<String>())
-        }
+            format!("{}…", c.chars().take(19).collect::<String>())
+        };
+        go_quote(&c)
     };
     if let Some(fmt) = args.format.as_deref().filter(|f| *f != "table") {
         let t = Template::parse(fmt);
@@ -185,7 +224,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
                 "ID": id(r), "Image": r.options.image, "Command": command(r),
                 "CreatedAt": r.created, "RunningFor": ago(Some(&r.created)),
                 "Status": status_text(r), "State": state_word(r), "Names": r.name,
-                "Ports": "", "Labels": "", "Mounts": "", "Networks": "",
+                "Ports": ports(r), "Labels": "", "Mounts": "", "Networks": "",
             });
             lines.push(t.render(&v).map_err(Failure::usage)?);
         }
@@ -216,7 +255,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
             command(r),
             ago(Some(&r.created)),
             status_text(r),
-            String::new(),
+            ports(r),
             r.name.clone(),
         ]);
     }

@@ -40,8 +40,9 @@ median_ms() { # median wall time in ms of RUNS runs of the command
   printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f\n", a[int((NR+1)/2)]/1000}'
 }
 echo "run --rm busybox true, median ms of $RUNS"
-echo "berth  $(median_ms "${B[@]}" run --rm "$IMAGE" true)"
+echo "berth (default bridge network)  $(median_ms "${B[@]}" run --rm "$IMAGE" true)"
+echo "berth --network none            $(median_ms "${B[@]}" run --rm --network none "$IMAGE" true)"
 if [ $WITH_DOCKER = 1 ] && docker info >/dev/null 2>&1; then
   docker pull -q "$IMAGE" >/dev/null
-  echo "docker $(median_ms docker run --rm --network none "$IMAGE" true)"
+  echo "docker --network none           $(median_ms docker run --rm --network none "$IMAGE" true)"
 fi

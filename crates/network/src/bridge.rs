@@ -15,6 +15,8 @@ pub const BRIDGE: &str = "berth0";
 pub struct Bridge {
     name: String,
     ipam: Ipam,
+    /// Marks (on a tmpfs) that bridge, sysctls and firewall table were set up since boot.
+    ready_marker: PathBuf,
 }
 
 /// A container's attachment.
@@ -78,8 +80,9 @@ fn short(id: &str) -> &str {
 
 impl Bridge {
     /// Docker's default `bridge` network, with its state under `root`.
-    pub fn default_network(root: PathBuf, _runroot: PathBuf) -> Bridge {
+    pub fn default_network(root: PathBuf, runroot: PathBuf) -> Bridge {
         Bridge {
+            ready_marker: runroot.join("networks").join(format!("{BRIDGE}.ready")),
             name: BRIDGE.into(),
             ipam: Ipam {
                 dir: root.join("networks").join("bridge"),
@@ -102,7 +105,12 @@ impl Bridge {
 
     /// Creates the bridge, its address, forwarding and the firewall table, once.
     fn ensure(&self) -> Result<(), Error> {
+        // Checking the firewall costs an `nft` run; the marker (gone after a reboot) and the
+        // bridge's presence are enough to know it was all done.
         let exists = std::path::Path::new(&format!("/sys/class/net/{}", self.name)).exists();
+        if exists && self.ready_marker.exists() {
+            return Ok(());
+        }
         if !exists {
             let gw = format!("{}/16", self.ipam.gateway());
             let created = ip(&["link", "add", &self.name, "type", "bridge"], None);
@@ -219,16 +227,21 @@ impl Bridge {
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
-        let veth = Self::veth_name(id);
-        if std::path::Path::new(&format!("/sys/class/net/{veth}")).exists() {
-            if let Err(e) = ip(&["link", "del", &veth], None) {
-                errors.push(e);
-            }
-        }
+        // Deleting the namespace destroys eth0 and with it its veth peer on the bridge; the
+        // explicit delete is for a veth whose namespace is already gone.
         let ns = Self::netns_name(id);
         if std::path::Path::new(&format!("/run/netns/{ns}")).exists() {
             if let Err(e) = ip(&["netns", "del", &ns], None) {
                 errors.push(e);
+            }
+        }
+        let veth = Self::veth_name(id);
+        if std::path::Path::new(&format!("/sys/class/net/{veth}")).exists() {
+            if let Err(e) = ip(&["link", "del", &veth], None) {
+                // Already going away with its namespace.
+                if std::path::Path::new(&format!("/sys/class/net/{veth}")).exists() {
+                    errors.push(e);
+                }
             }
         }
         match errors.len() {

@@ -1,9 +1,7 @@
 //! The bridge driver: Docker's default network, `berth0` on 10.89.0.0/16.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use crate::ipam::{Ipam, Lease};
 use crate::{firewall, Error, PortMapping, Protocol};
@@ -32,39 +30,7 @@ pub struct Attached {
 
 /// Runs `ip ARGS`, feeding `batch` on stdin when given (`ip -batch -`).
 fn ip(args: &[&str], batch: Option<&str>) -> Result<(), Error> {
-    let mut child = Command::new("ip")
-        .args(args)
-        .stdin(if batch.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Command {
-            command: format!("ip {}", args.join(" ")),
-            stderr: format!("{e} (is the iproute2 package installed?)"),
-        })?;
-    if let Some(b) = batch {
-        let _ = child.stdin.take().expect("piped").write_all(b.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| Error::Io {
-        context: "waiting for ip".into(),
-        source: e,
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            command: format!(
-                "ip {} {}",
-                args.join(" "),
-                batch.unwrap_or("").replace('\n', "; ")
-            ),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    crate::tool::run("ip", "iproute2", args, batch)
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<(), Error> {

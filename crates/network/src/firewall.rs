@@ -1,44 +1,13 @@
 //! NAT and published ports with nftables, in one table of berth's own (`ip berth`).
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 use crate::{Error, PortMapping};
 
-/// Runs `nft -f -` with a script.
+/// Runs `nft -f -` with a script (one atomic transaction).
 fn nft(script: &str) -> Result<(), Error> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Command {
-            command: "nft".into(),
-            stderr: format!("{e} (is the nftables package installed?)"),
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())
-        .map_err(|e| Error::Io {
-            context: "writing to nft".into(),
-            source: e,
-        })?;
-    let out = child.wait_with_output().map_err(|e| Error::Io {
-        context: "waiting for nft".into(),
-        source: e,
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            command: format!("nft -f - <<'{}'", script.trim()),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    crate::tool::run("nft", "nftables", &["-f", "-"], Some(script))
 }
 
 /// Whether berth's table exists.

@@ -28,6 +28,7 @@ mod bridge;
 mod firewall;
 mod ipam;
 mod ports;
+mod tool;
 
 pub use bridge::{Attached, Bridge};
 pub use ports::{parse_publish, PortMapping, Protocol};

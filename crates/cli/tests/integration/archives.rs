@@ -137,15 +137,7 @@ fn import_a_rootfs_tarball() {
     let fs = b.lowerdirs("busybox")[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let tarball = dir.path().join("rootfs.tar.gz");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&fs)
-        .arg("-czf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    crate::common::tar_dir(&fs, &tarball);
     let out = b.run(&[
         "import",
         "--change",

@@ -267,6 +267,25 @@ impl Berth {
     }
 }
 
+/// Packs a directory into a tarball with GNU tar (`-z` when the name ends in `.gz`).
+pub fn tar_dir(dir: &Path, tarball: &Path) {
+    let flags = if tarball.extension().is_some_and(|e| e == "gz") {
+        "-czf"
+    } else {
+        "-cf"
+    };
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg(flags)
+        .arg(tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tar of {}", dir.display());
+}
+
 /// sha256 of a file's bytes, hex.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;

@@ -173,15 +173,7 @@ fn corrupted_blob_in_the_registry_is_refused() {
     let unique = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
     std::fs::write(rootfs.join("unique.txt"), unique.repeat(1000)).unwrap();
     let tarball = dir.path().join("rootfs.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    crate::common::tar_dir(&rootfs, &tarball);
     let target = format!("{}/test/corrupt:latest", regs.plain);
     b.run(&["import", tarball.to_str().unwrap(), &target]).ok();
     b.run(&["push", &target]).ok();

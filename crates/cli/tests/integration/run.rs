@@ -52,15 +52,7 @@ fn an_image_without_a_command_is_refused() {
     let fs = b.lowerdirs("busybox")[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let tarball = dir.path().join("rootfs.tar");
-    assert!(std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&fs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    crate::common::tar_dir(&fs, &tarball);
     b.run(&["import", tarball.to_str().unwrap(), "nocmd:1"])
         .ok();
     b.run(&["run", "--rm", "nocmd:1"])

@@ -333,7 +333,7 @@ impl Engine {
 
     /// Docker's default bridge network, with its state in this store.
     pub fn bridge(&self) -> berth_network::Bridge {
-        berth_network::Bridge::default_network(self.root.clone(), self.runroot.clone())
+        berth_network::Bridge::default_network(self.runroot.clone())
     }
 
     /// The json-file log of a container.

@@ -45,13 +45,15 @@ fn short(id: &str) -> &str {
 }
 
 impl Bridge {
-    /// Docker's default `bridge` network, with its state under `root`.
-    pub fn default_network(root: PathBuf, runroot: PathBuf) -> Bridge {
+    /// Docker's default `bridge` network. Its leases live under `runroot`, not with an image
+    /// store: the bridge is one per machine, shared by every store (`--root`) on it, and
+    /// its leases die with the containers at reboot.
+    pub fn default_network(runroot: PathBuf) -> Bridge {
         Bridge {
             ready_marker: runroot.join("networks").join(format!("{BRIDGE}.ready")),
             name: BRIDGE.into(),
             ipam: Ipam {
-                dir: root.join("networks").join("bridge"),
+                dir: runroot.join("networks").join("bridge"),
                 prefix: (10, 89),
             },
         }

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use berth_network::{Bridge, PortMapping, Protocol};
-//! let bridge = Bridge::default_network("/var/lib/berth".into(), "/run/berth".into());
+//! let bridge = Bridge::default_network("/run/berth".into());
 //! let port = PortMapping { host_ip: None, host_port: 5000, container_port: 5000, protocol: Protocol::Tcp };
 //! let attached = bridge.setup("0123456789ab", &[port])?;
 //! println!("container at {} in {}", attached.ip, attached.netns.display());

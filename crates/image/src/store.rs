@@ -271,8 +271,15 @@ impl Store {
         })
     }
 
-    /// `docker rmi [-f] NAME`: untags, and deletes the image once no tag is left.
-    pub fn remove(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error> {
+    /// `docker rmi [-f] NAME`: untags, and deletes the image once no tag is left. Images in
+    /// `in_use` (containers stand on them: their snapshots are mounted) are never deleted:
+    /// without `force` that is a conflict, with it only their tags go, as in Docker.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &HashSet<String>,
+    ) -> Result<RemoveOutcome, Error> {
         let (outcome, doomed) = self.update_meta(|meta| {
             let id = lookup_in(meta, name)?;
             let tags = meta.tags_of(&id);
@@ -298,6 +305,19 @@ impl Store {
                             "unable to delete {} (must be forced) - image is referenced in multiple repositories",
                             short_id(&id)
                         )));
+                    }
+                    if in_use.contains(&id) {
+                        if !force {
+                            return Err(Error::Conflict(format!(
+                                "unable to delete {} (must be forced) - image is being used by a container",
+                                short_id(&id)
+                            )));
+                        }
+                        for t in tags {
+                            meta.tags.remove(&t);
+                            out.untagged.push(display_ref(&t));
+                        }
+                        return Ok((out, None));
                     }
                     Some(delete_record(meta, &id, &mut out))
                 }

@@ -300,11 +300,27 @@ pub struct RmiArgs {
     pub no_prune: bool,
 }
 
+/// Images that containers (of any state) were made from: their layers are, or will be,
+/// mounted, so they must outlive `rmi` and `prune`.
+fn images_in_use(app: &App) -> Result<HashSet<String>, Failure> {
+    let engine = berth_engine::Engine::open(app.global.root.clone(), app.global.runroot.clone())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("Error response from daemon: {e}"),
+        })?;
+    let records = engine.list().map_err(|e| Failure {
+        code: 1,
+        message: format!("Error response from daemon: {e}"),
+    })?;
+    Ok(records.into_iter().map(|r| r.image_id).collect())
+}
+
 pub fn rmi(app: &App, args: RmiArgs) -> Result<(), Failure> {
     let store = app.store()?;
+    let in_use = images_in_use(app)?;
     let mut failed = false;
     for name in &args.images {
-        match store.remove(name, args.force) {
+        match store.remove(name, args.force, &in_use) {
             Ok(out) => {
                 for u in out.untagged {
                     println!("Untagged: {u}");
@@ -573,7 +589,8 @@ pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
             return Ok(());
         }
     }
-    let out = app.store()?.prune(args.all, &HashSet::new())?;
+    let in_use = images_in_use(app)?;
+    let out = app.store()?.prune(args.all, &in_use)?;
     if !out.untagged.is_empty() || !out.deleted.is_empty() {
         println!("Deleted Images:");
         for u in &out.untagged {

@@ -23,7 +23,7 @@ BERTH=$PWD/target/release/berth
 work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" $(cat "$work/pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
   # podman leaves overlay mounts in its stores
   awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
   rm -rf "$work"
@@ -50,7 +50,7 @@ storage: {filesystem: {rootdirectory: $dir/storage}}
 http: {addr: 127.0.0.1:$port}
 YML
   docker-registry serve "$dir/config.yml" >/dev/null 2>&1 &
-  pids+=($!)
+  echo $! >> "$work/pids"   # this runs in a $(…) subshell: pids+=() would be lost
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
   echo "127.0.0.1:$port"
 }

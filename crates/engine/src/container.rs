@@ -352,6 +352,13 @@ impl Engine {
     }
 }
 
+/// The container init's PID as recorded under `root`, read without opening the store (for a
+/// signal-forwarding thread that polls it).
+pub fn recorded_pid(root: &Path, id: &str) -> Option<i32> {
+    let bytes = std::fs::read(root.join("containers").join(id).join(RECORD)).ok()?;
+    serde_json::from_slice::<ContainerRecord>(&bytes).ok()?.pid
+}
+
 /// Whether `pid` is this container's monitor and alive: not a zombie, and not another
 /// process that reused the PID.
 fn monitor_alive(pid: u32, id: &str) -> bool {

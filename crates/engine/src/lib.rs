@@ -32,6 +32,7 @@ pub mod logs;
 pub mod monitor;
 pub mod rootfs;
 pub mod seccomp;
+pub mod signals;
 pub mod spec;
 pub mod user;
 

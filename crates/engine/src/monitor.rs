@@ -183,6 +183,13 @@ fn start_and_wait(
     spec.save(&config_path)
         .map_err(|e| Error::Invalid(format!("writing {}: {e}", config_path.display())))?;
     let runtime = berth_runtime::Runtime::new(engine.runtime_root());
+    // Caught from before the clone, so a signal sent while the container starts is not lost.
+    let proxy = match streams {
+        Streams::Inherit => {
+            Some(crate::signals::install().map_err(Error::io("installing signal forwarding"))?)
+        }
+        Streams::Log => None,
+    };
     let mut copiers = Vec::new();
     let running = match streams {
         Streams::Inherit => runtime.start(&record.id, &layout.bundle, Stdio::default())?,
@@ -214,6 +221,9 @@ fn start_and_wait(
             running
         }
     };
+    if let (Some(proxy), Some(pid)) = (proxy, running.pid()) {
+        proxy.forward_to(pid);
+    }
     record.state = State::Running;
     record.pid = running.pid();
     record.started_at = Some(now());

@@ -166,10 +166,19 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
             .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
         return report_start(&engine, &id);
     }
-    let status = monitor
-        .arg(&id)
-        .status()
+    // A process group of its own, so the terminal's Ctrl-C reaches the container once,
+    // through this process, not a second time through the monitor.
+    let mut child = std::os::unix::process::CommandExt::process_group(monitor.arg(&id), 0)
+        .spawn()
         .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
+    // Straight to the container's init once it runs: the monitor is busy starting it.
+    let (root, container) = (app.global.root.clone(), id.clone());
+    berth_engine::signals::install()
+        .map_err(|e| run_failure(format!("installing signal forwarding: {e}")))?
+        .forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
+    let status = child
+        .wait()
+        .map_err(|e| run_failure(format!("waiting for the container monitor: {e}")))?;
     let code = status.code().unwrap_or(125);
     if code == 0 {
         Ok(())

@@ -171,3 +171,54 @@ fn user_workdir_env_entrypoint_and_names() {
         "the root filesystem is unmounted after exit"
     );
 }
+
+#[test]
+fn foreground_signals_reach_the_container_and_nothing_is_orphaned() {
+    use std::os::unix::process::CommandExt;
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let script = "trap 'echo got TERM; exit 7' TERM; trap 'echo got INT; exit 5' INT; echo ready; while true; do sleep 0.1; done";
+    let wait_ready = |child: &mut std::process::Child| {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let out = child.stdout.as_mut().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+    };
+    // `kill CLI-PID`: TERM is passed down to the container, whose exit code comes back.
+    let mut child = b
+        .cmd(&["run", "--rm", "busybox", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    // Ctrl-C: SIGINT to the whole foreground process group; berth survives it and reports.
+    let mut child = b
+        .cmd(&["run", "--rm", "busybox", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    let group = format!("-{}", child.id());
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        b.count("containers"),
+        0,
+        "--rm ran: the monitor survived the signal"
+    );
+    assert_eq!(mounts_under(&b.root()), 0);
+}

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{archive, auth, container, image, lifecycle, transfer};
+use crate::commands::{archive, auth, container, image, inspect, lifecycle, transfer, volume};
 
 /// A daemonless container engine with Docker's command line.
 #[derive(Parser)]
@@ -55,8 +55,8 @@ enum Command {
     Tag(image::TagArgs),
     /// Remove one or more images.
     Rmi(image::RmiArgs),
-    /// Return low-level information on images.
-    Inspect(image::InspectArgs),
+    /// Return low-level information on containers and images.
+    Inspect(inspect::InspectArgs),
     /// Show the history of an image.
     History(image::HistoryArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
@@ -71,6 +71,16 @@ enum Command {
     Logout(auth::LogoutArgs),
     /// Create and run a new container from an image.
     Run(container::RunArgs),
+    /// Create a new container.
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(lifecycle::StartArgs),
+    /// Restart one or more containers.
+    Restart(lifecycle::RestartArgs),
+    /// Attach to a running container's output.
+    Attach(lifecycle::AttachArgs),
+    /// Execute a command in a running container.
+    Exec(inspect::ExecArgs),
     /// List containers.
     Ps(lifecycle::PsArgs),
     /// Stop one or more running containers.
@@ -83,12 +93,72 @@ enum Command {
     Logs(lifecycle::LogsArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(lifecycle::WaitArgs),
+    /// Pause all processes within one or more containers.
+    Pause(lifecycle::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(lifecycle::PauseArgs),
+    /// Rename a container.
+    Rename(lifecycle::RenameArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(inspect::PortArgs),
+    /// Display the running processes of a container.
+    Top(inspect::TopArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
     /// Runs one container to its end (started by `run`; not for direct use).
     #[command(hide = true)]
     ContainerMonitor(container::MonitorArgs),
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Create and run a new container from an image.
+    Run(container::RunArgs),
+    /// Create a new container.
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(lifecycle::StartArgs),
+    /// Stop one or more running containers.
+    Stop(lifecycle::StopArgs),
+    /// Restart one or more containers.
+    Restart(lifecycle::RestartArgs),
+    /// Kill one or more running containers.
+    Kill(lifecycle::KillArgs),
+    /// Remove one or more containers.
+    #[command(alias = "remove")]
+    Rm(lifecycle::RmArgs),
+    /// List containers.
+    #[command(visible_alias = "ps", alias = "list")]
+    Ls(lifecycle::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(lifecycle::LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(lifecycle::WaitArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(inspect::InspectArgs),
+    /// Execute a command in a running container.
+    Exec(inspect::ExecArgs),
+    /// Attach to a running container's output.
+    Attach(lifecycle::AttachArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(inspect::PortArgs),
+    /// Display the running processes of a container.
+    Top(inspect::TopArgs),
+    /// Rename a container.
+    Rename(lifecycle::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(lifecycle::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(lifecycle::PauseArgs),
+    /// Remove all stopped containers.
+    Prune(lifecycle::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -172,7 +242,9 @@ fn main() -> ExitCode {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => image::images(&app, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => image::tag(&app, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => image::rmi(&app, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => image::inspect(&app, a),
+        Command::Image(ImageCommand::Inspect(a)) => image::inspect(&app, a),
+        Command::Inspect(a) => inspect::inspect(&app, a, false),
+        Command::Container(ContainerCommand::Inspect(a)) => inspect::inspect(&app, a, true),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => image::history(&app, a),
         Command::Image(ImageCommand::Prune(a)) => image::prune(&app, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(&app, a),
@@ -180,13 +252,47 @@ fn main() -> ExitCode {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::import(&app, a),
         Command::Login(a) => auth::login(&app, a),
         Command::Logout(a) => auth::logout(&app, a),
-        Command::Run(a) => container::run(&app, a),
-        Command::Ps(a) => lifecycle::ps(&app, a),
-        Command::Stop(a) => lifecycle::stop(&app, a),
-        Command::Kill(a) => lifecycle::kill(&app, a),
-        Command::Rm(a) => lifecycle::rm(&app, a),
-        Command::Logs(a) => lifecycle::logs(&app, a),
-        Command::Wait(a) => lifecycle::wait(&app, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => container::run(&app, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            container::create(&app, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            lifecycle::start(&app, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            lifecycle::restart(&app, a)
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            lifecycle::attach(&app, a)
+        }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => inspect::exec(&app, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => lifecycle::ps(&app, a),
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            lifecycle::stop(&app, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            lifecycle::kill(&app, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => lifecycle::rm(&app, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            lifecycle::logs(&app, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            lifecycle::wait(&app, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            lifecycle::pause(&app, a)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            lifecycle::unpause(&app, a)
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            lifecycle::rename(&app, a)
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => inspect::port(&app, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => inspect::top(&app, a),
+        Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&app, a),
+        Command::Volume(c) => volume::run(&app, c),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
     };
     match result {

@@ -6,37 +6,10 @@ use std::path::{Path, PathBuf};
 use berth_image::Store;
 use serde::{Deserialize, Serialize};
 
+use crate::options::{MountKind, RunOptions};
 use crate::Error;
 
 const RECORD: &str = "container.json";
-
-/// What `docker run`/`create` was asked for, as the engine needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunOptions {
-    /// The image reference or ID as given.
-    pub image: String,
-    /// Arguments after the image (replace the image's CMD).
-    pub cmd: Vec<String>,
-    /// `--entrypoint` (an empty string clears the image's).
-    pub entrypoint: Option<String>,
-    /// `-e KEY=VALUE` (or `-e KEY`, taken from the caller's environment by the CLI).
-    pub env: Vec<String>,
-    /// `-w`.
-    pub workdir: Option<String>,
-    /// `-u user[:group]`.
-    pub user: Option<String>,
-    /// `--name`.
-    pub name: Option<String>,
-    /// `--hostname`.
-    pub hostname: Option<String>,
-    /// `--rm`.
-    pub rm: bool,
-    /// `--network`: `bridge` (the default), `none` or `host`.
-    pub network: Option<String>,
-    /// `-p`: published ports.
-    #[serde(default)]
-    pub publish: Vec<berth_network::PortMapping>,
-}
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +21,8 @@ pub enum State {
     Running,
     /// It ended.
     Exited,
+    /// It ended and its restart policy will start it again.
+    Restarting,
 }
 
 /// One container as stored.
@@ -81,12 +56,25 @@ pub struct ContainerRecord {
     /// Why it could not start, in Docker's words.
     #[serde(default)]
     pub error: Option<String>,
+    /// The image's STOPSIGNAL, kept so `stop` need not open the image.
+    #[serde(default)]
+    pub image_stop_signal: Option<String>,
     /// The process it runs (entrypoint + cmd), fixed at creation as in Docker.
     #[serde(default)]
     pub args: Vec<String>,
     /// Its address on the bridge network while running.
     #[serde(default)]
     pub ip: Option<String>,
+    /// The ports published while it runs, with random host ports picked.
+    #[serde(default)]
+    pub ports: Vec<berth_network::PortMapping>,
+    /// How often the restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Frozen by `pause` (read from a marker file, not stored: the monitor owns the record's
+    /// state fields, `pause` must not race it).
+    #[serde(skip)]
+    pub paused: bool,
 }
 
 impl ContainerRecord {
@@ -101,15 +89,45 @@ impl ContainerRecord {
     /// Whether it runs: recorded as running and its monitor is alive. A monitor killed with
     /// -9 leaves a record saying "running"; this reads it as ended.
     pub fn is_running(&self) -> bool {
-        self.state == State::Running && self.monitor_pid.is_some_and(|p| monitor_alive(p, &self.id))
+        self.state == State::Running && self.monitor_alive()
+    }
+
+    /// Whether its monitor process lives (it may be between two runs of a restart policy).
+    pub fn monitor_alive(&self) -> bool {
+        self.monitor_pid.is_some_and(|p| monitor_alive(p, &self.id))
+    }
+
+    /// Docker's state word: created, running, paused, restarting or exited.
+    pub fn status(&self) -> &'static str {
+        match self.state {
+            State::Created => "created",
+            State::Running if self.is_running() && self.paused => "paused",
+            State::Running if self.is_running() => "running",
+            State::Restarting if self.monitor_alive() => "restarting",
+            _ => "exited",
+        }
+    }
+
+    /// The signal `stop` sends: `--stop-signal`, else the image's STOPSIGNAL, else SIGTERM.
+    pub fn stop_signal(&self) -> String {
+        self.options
+            .stop_signal
+            .clone()
+            .or_else(|| self.image_stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into())
+    }
+
+    /// Seconds `stop` waits before SIGKILL: `--stop-timeout`, else 10.
+    pub fn stop_timeout(&self) -> i64 {
+        self.options.stop_timeout.unwrap_or(10)
     }
 }
 
 /// The container half of berth: records under `<root>/containers`, runtime state under
 /// `<runroot>`, images from the image store.
 pub struct Engine {
-    root: PathBuf,
-    runroot: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) runroot: PathBuf,
     /// The image store containers are made from.
     pub images: Store,
 }
@@ -143,17 +161,76 @@ impl Engine {
     }
 
     /// Makes a container record for `options` (the image must be in the store); returns
-    /// its ID.
+    /// its ID. Volumes it names are created, anonymous ones (`-v /path`, the image's
+    /// VOLUMEs) given names, missing bind sources made, and `-P` turned into ports.
     pub fn create(&self, options: &RunOptions) -> Result<String, Error> {
+        let mut options = options.clone();
+        if options.rm && !options.restart.name.is_empty() {
+            return Err(Error::Invalid(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::options::check_resources(&options.resources, cpus)?;
+        if let Some(n) = &options.name {
+            validate_name(n)?;
+        }
         let image_id = self.images.lookup(&options.image)?;
         let info = self.images.info(&image_id)?;
-        let args = crate::spec::process_args(&info.config, options)?;
+        let args = crate::spec::process_args(&info.config, &options)?;
+        let image = info.config.config().clone().unwrap_or_default();
+        if options.publish_all {
+            for p in image.exposed_ports().clone().unwrap_or_default() {
+                let mut mapping = berth_network::parse_publish(&p)
+                    .map_err(|e| Error::Invalid(format!("the image exposes {p:?}: {e}")))?;
+                mapping.retain(|m| {
+                    !options
+                        .publish
+                        .iter()
+                        .any(|o| o.container_port == m.container_port && o.protocol == m.protocol)
+                });
+                options.publish.extend(mapping);
+            }
+        }
+        for v in image.volumes().clone().unwrap_or_default() {
+            let target = crate::options::parse_volume(&v)
+                .map(|m| m.target)
+                .unwrap_or(v);
+            if !options.mounts.iter().any(|m| m.target == target) {
+                options.mounts.push(crate::options::MountSpec {
+                    kind: MountKind::Volume,
+                    source: String::new(),
+                    target,
+                    read_only: false,
+                });
+            }
+        }
+        let volumes = self.volumes();
+        for m in &mut options.mounts {
+            match m.kind {
+                MountKind::Volume => {
+                    let anonymous = m.source.is_empty();
+                    if anonymous {
+                        m.source = random_id()?;
+                    }
+                    volumes.create(&m.source, Default::default(), anonymous)?;
+                }
+                MountKind::Bind => {
+                    // `-v` makes a missing host directory, as Docker does.
+                    if std::fs::symlink_metadata(&m.source).is_err() {
+                        std::fs::create_dir_all(&m.source).map_err(Error::io(format!(
+                            "creating the bind mount source {}",
+                            m.source
+                        )))?;
+                    }
+                }
+            }
+        }
         let id = random_id()?;
         let _lock = self.lock()?;
         let existing = self.list()?;
         let name = match &options.name {
             Some(n) => {
-                validate_name(n)?;
                 if let Some(c) = existing.iter().find(|c| &c.name == n) {
                     return Err(Error::NameConflict {
                         name: n.clone(),
@@ -173,7 +250,7 @@ impl Engine {
             id: id.clone(),
             name,
             image_id,
-            options: options.clone(),
+            options,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             state: State::Created,
             exit_code: None,
@@ -182,13 +259,71 @@ impl Engine {
             started_at: None,
             finished_at: None,
             error: None,
+            image_stop_signal: image.stop_signal().clone(),
             args,
             ip: None,
+            ports: Vec::new(),
+            restart_count: 0,
+            paused: false,
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         self.save(&record)?;
         Ok(id)
+    }
+
+    /// The volumes of this store.
+    pub fn volumes(&self) -> crate::volume::Volumes {
+        crate::volume::Volumes::new(&self.root)
+    }
+
+    /// The containers that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| {
+                c.options
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == MountKind::Volume && m.source == name)
+            })
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Removes a volume no container uses.
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<(), Error> {
+        self.volumes().get(name)?;
+        let users = self.volume_users(name)?;
+        if !users.is_empty() && !force {
+            return Err(Error::VolumeInUse {
+                name: name.into(),
+                containers: users.join(", "),
+            });
+        }
+        self.volumes().remove(name)
+    }
+
+    /// Renames a container (names stay unique).
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), Error> {
+        validate_name(new_name)?;
+        let _lock = self.lock()?;
+        let mut record = self.find(name_or_id)?;
+        if record.name == new_name {
+            return Err(Error::Invalid(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        if let Some(c) = self.list()?.iter().find(|c| c.name == new_name) {
+            return Err(Error::NameConflict {
+                name: new_name.into(),
+                id: c.id.clone(),
+            });
+        }
+        record.name = new_name.into();
+        self.save(&record)?;
+        Ok(())
     }
 
     fn lock(&self) -> Result<std::fs::File, Error> {
@@ -219,10 +354,28 @@ impl Engine {
     pub fn load(&self, id: &str) -> Result<ContainerRecord, Error> {
         let path = self.dir(id).join(RECORD);
         let bytes = std::fs::read(&path).map_err(|_| Error::NoSuchContainer(id.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Io {
-            context: format!("reading {}", path.display()),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })
+        let mut record: ContainerRecord =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Io {
+                context: format!("reading {}", path.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+        record.paused = self.dir(id).join(crate::lifecycle::PAUSED).exists();
+        Ok(record)
+    }
+
+    /// Changes a record under the containers lock: load, apply `f`, save. Every writer
+    /// that may run beside the monitor (rename, the monitor itself) goes through here, so no
+    /// one writes back a stale copy.
+    pub fn update(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, Error> {
+        let _lock = self.lock()?;
+        let mut record = self.load(id)?;
+        f(&mut record);
+        self.save(&record)?;
+        Ok(record)
     }
 
     /// Every container with a readable record.
@@ -257,6 +410,23 @@ impl Engine {
         }
     }
 
+    /// Deletes a stopped container's directory (its root filesystem must be unmounted) and
+    /// its anonymous volumes (`rm -v`, `--rm`).
+    pub fn remove_with_volumes(&self, id: &str) -> Result<(), Error> {
+        let record = self.load(id)?;
+        self.remove(id)?;
+        let volumes = self.volumes();
+        for m in &record.options.mounts {
+            if m.kind == MountKind::Volume
+                && volumes.get(&m.source).is_ok_and(|v| v.anonymous)
+                && self.volume_users(&m.source)?.is_empty()
+            {
+                volumes.remove(&m.source)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a stopped container's directory (its root filesystem must be unmounted).
     pub fn remove(&self, id: &str) -> Result<(), Error> {
         let dir = self.dir(id);
@@ -276,7 +446,7 @@ impl Engine {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let r = self.load(id)?;
-            if r.state != State::Created && !r.is_running() {
+            if r.state == State::Exited || (r.state != State::Created && !r.monitor_alive()) {
                 return Ok(Some(r));
             }
             if std::time::Instant::now() >= deadline {
@@ -398,13 +568,7 @@ fn random_id() -> Result<String, Error> {
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 fn validate_name(name: &str) -> Result<(), Error> {
-    let b = name.as_bytes();
-    let ok = b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-');
-    if ok {
+    if crate::options::valid_name(name) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(

@@ -31,6 +31,28 @@ pub enum Error {
         /// The container holding it.
         id: String,
     },
+    /// No volume has this name.
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// A volume that containers use cannot be removed.
+    #[error("remove {name}: volume is in use - [{containers}]")]
+    VolumeInUse {
+        /// The volume.
+        name: String,
+        /// IDs of the containers using it, comma separated.
+        containers: String,
+    },
+    /// The container must run for this (exec, pause, kill…).
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// The monitor could not start the container; its message and `docker run`'s code.
+    #[error("{message}")]
+    StartFailed {
+        /// What the monitor recorded.
+        message: String,
+        /// 125, 126 or 127.
+        code: i32,
+    },
     /// A flag value is invalid.
     #[error("{0}")]
     Invalid(String),
@@ -49,6 +71,7 @@ impl Error {
         match self {
             Error::NotFound(_) => 127,
             Error::NotExecutable(_) => 126,
+            Error::StartFailed { code, .. } => *code,
             _ => 125,
         }
     }

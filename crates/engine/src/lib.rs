@@ -28,13 +28,19 @@
 
 pub mod container;
 mod error;
+pub mod exec;
+pub mod inspect;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod options;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
 pub mod user;
+pub mod volume;
 
-pub use container::{ContainerRecord, Engine, RunOptions, State};
+pub use container::{ContainerRecord, Engine, State};
 pub use error::Error;
+pub use options::RunOptions;

@@ -3,14 +3,16 @@
 //!
 //! It is a fresh re-exec of the `berth` binary (never a fork of the CLI, which may have
 //! threads), so the runtime's `clone3` happens in a single-threaded process, and it is the
-//! only process that changes a running container's record. For now it runs in the
-//! foreground with the CLI's stdio; detaching, logs and attach come with `run -d`.
+//! only process that changes a running container's state in its record (through
+//! [`Engine::update`], so a concurrent `rename` is not lost). In the foreground it uses the
+//! CLI's stdio; detached, it copies the container's output into the json-file log.
 
 use std::sync::{Arc, Mutex};
 
 use berth_runtime::Stdio;
 
 use crate::logs::copy_stream;
+use crate::options::MountKind;
 use crate::rootfs::{write_etc_files, Layout};
 use crate::spec::{build, environment, SpecInputs};
 use crate::user::{check_executable, resolve};
@@ -28,14 +30,52 @@ pub enum Streams {
 /// Runs container `id` to its end and returns the exit code `docker run` would: the
 /// container's own, 128+N for signal N, or 125/126/127 when it could not start (the error
 /// is printed first, in Docker's words, and kept in the record for `run -d` to report).
+///
+/// When the restart policy says so, the monitor does not loop: it re-executes itself, so the
+/// runtime's `clone3` again happens in a single-threaded process (log copiers and the signal
+/// proxy are threads), with the same PID, which the record names.
 pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
     match run_container(engine, id, streams) {
-        Ok(code) => code,
+        Ok(Outcome::Exited(code)) => code,
+        Ok(Outcome::Restart(delay)) => {
+            use std::os::unix::process::CommandExt;
+            let err = std::process::Command::new("/proc/self/exe")
+                .args(std::env::args_os().skip(1))
+                .env(DELAY_VAR, delay.as_millis().to_string())
+                .exec();
+            eprintln!("berth: restarting container {id}: {err}");
+            let _ = engine.update(id, |r| {
+                r.state = State::Exited;
+                r.monitor_pid = None;
+            });
+            125
+        }
         Err(e) => {
             eprintln!("berth: Error response from daemon: {}.", docker_message(&e));
+            // A failure before the container was set up (image gone, mount refused) still
+            // ends in the record, so `run -d` and `ps -a` can tell.
+            let _ = engine.update(id, |r| {
+                r.state = State::Exited;
+                r.monitor_pid = None;
+                r.pid = None;
+                r.exit_code = Some(e.run_exit_code());
+                r.error = Some(docker_message(&e));
+                r.finished_at = Some(now());
+            });
             e.run_exit_code()
         }
     }
+}
+
+/// Carries the restart back-off across the monitor's re-exec.
+const DELAY_VAR: &str = "BERTH_RESTART_DELAY_MS";
+
+/// How one run of the container ended for the monitor.
+enum Outcome {
+    /// Done: exit with this code.
+    Exited(i32),
+    /// The restart policy starts it again after this back-off.
+    Restart(std::time::Duration),
 }
 
 /// An error as `docker run` prints it, without a doubled full stop.
@@ -47,35 +87,81 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<i32, Error> {
+fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome, Error> {
     let mut record = engine.load(id)?;
     let info = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
     let lowerdirs = engine.images.snapshots.lowerdirs(&info.top_chain_id)?;
+    // A restart finds the mount of the run before gone; a stale one (killed monitor) goes.
+    layout.unmount()?;
     layout.mount(&lowerdirs)?;
-    record.monitor_pid = Some(std::process::id());
-    engine.save(&record)?;
+    let pid = std::process::id();
+    record = engine.update(id, |r| {
+        r.monitor_pid = Some(pid);
+        r.error = None;
+    })?;
+    let started = std::time::Instant::now();
     let result = prepare_and_run(engine, &mut record, &info.config, &layout, streams);
     // Whatever happened, the mount goes and the record says how it ended.
     let unmounted = layout.unmount();
-    record.state = State::Exited;
-    record.monitor_pid = None;
-    record.pid = None;
-    record.finished_at = Some(now());
-    record.exit_code = Some(match &result {
+    let code = match &result {
         Ok(code) => *code,
         Err(e) => e.run_exit_code(),
-    });
-    if let Err(e) = &result {
-        record.error = Some(docker_message(e));
+    };
+    let restart = result.is_ok()
+        && record
+            .options
+            .restart
+            .restarts(code, record.restart_count, engine.stop_requested(id));
+    let error = result.as_ref().err().map(docker_message);
+    engine.update(id, |r| {
+        r.state = if restart {
+            State::Restarting
+        } else {
+            State::Exited
+        };
+        if !restart {
+            r.monitor_pid = None;
+        }
+        r.pid = None;
+        r.ip = None;
+        r.ports.clear();
+        r.finished_at = Some(now());
+        r.exit_code = Some(code);
+        r.error = error.clone();
+    })?;
+    engine.clear_paused(id);
+    if restart {
+        // Docker's back-off: 100 ms, doubling, back to 100 ms after a run of 10 s or more.
+        let previous = std::env::var(DELAY_VAR)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let delay = if previous == 0 || started.elapsed() >= std::time::Duration::from_secs(10) {
+            100
+        } else {
+            (previous * 2).min(60_000)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(delay);
+        while std::time::Instant::now() < deadline {
+            if engine.stop_requested(id) {
+                engine.update(id, |r| {
+                    r.state = State::Exited;
+                    r.monitor_pid = None;
+                })?;
+                return Ok(Outcome::Exited(code));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        engine.update(id, |r| r.restart_count += 1)?;
+        return Ok(Outcome::Restart(std::time::Duration::from_millis(delay)));
     }
-    engine.save(&record)?;
     if record.options.rm {
-        engine.remove(id)?;
+        engine.remove_with_volumes(id)?;
     }
     let code = result?;
     unmounted?;
-    Ok(code)
+    Ok(Outcome::Exited(code))
 }
 
 fn prepare_and_run(
@@ -117,9 +203,16 @@ fn prepare_and_run(
         .unwrap_or(crate::spec::DEFAULT_PATH)
         .to_string();
     check_executable(&layout.rootfs, &args[0], &path, &cwd)?;
+    let mounts = mount_sources(engine, &record.options.mounts, &layout.rootfs)?;
+    let init = if options.init {
+        Some(find_init()?)
+    } else {
+        None
+    };
     let attached = if record.uses_bridge() {
         let a = engine.bridge().setup(&record.id, &options.publish)?;
         record.ip = Some(a.ip.to_string());
+        record.ports = a.ports.clone();
         Some(a)
     } else {
         None
@@ -130,6 +223,8 @@ fn prepare_and_run(
         args,
         env,
         cwd,
+        mounts,
+        init,
     };
     let result = start_and_wait(engine, record, layout, streams, &process, attached.as_ref());
     if attached.is_some() {
@@ -148,6 +243,56 @@ struct Process {
     args: Vec<String>,
     env: Vec<String>,
     cwd: String,
+    mounts: Vec<(std::path::PathBuf, String, bool)>,
+    init: Option<std::path::PathBuf>,
+}
+
+/// Host paths of a container's `-v` mounts; a volume's first mount copies in what the image
+/// has at its target.
+fn mount_sources(
+    engine: &Engine,
+    mounts: &[crate::options::MountSpec],
+    rootfs: &std::path::Path,
+) -> Result<Vec<(std::path::PathBuf, String, bool)>, Error> {
+    let volumes = engine.volumes();
+    let mut out = Vec::new();
+    for m in mounts {
+        let source = match m.kind {
+            MountKind::Bind => std::path::PathBuf::from(&m.source),
+            MountKind::Volume => {
+                let mut v = volumes.get(&m.source)?;
+                let data = volumes.data(&v.name);
+                if !v.populated {
+                    crate::volume::copy_up(rootfs, &m.target, &data)?;
+                    v.populated = true;
+                    volumes.save(&v)?;
+                }
+                data
+            }
+        };
+        out.push((source, m.target.clone(), m.read_only));
+    }
+    Ok(out)
+}
+
+/// Where Docker, Debian's tini and Podman keep a static init for `--init`.
+const INIT_CANDIDATES: [&str; 4] = [
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/tini-static",
+    "/usr/libexec/podman/catatonit",
+];
+
+fn find_init() -> Result<std::path::PathBuf, Error> {
+    INIT_CANDIDATES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Invalid(
+                "--init: no init binary found (looked for docker-init, tini-static, catatonit); install Debian's tini".into(),
+            )
+        })
 }
 
 fn start_and_wait(
@@ -160,11 +305,25 @@ fn start_and_wait(
 ) -> Result<i32, Error> {
     let options = &record.options;
     let dir = engine.dir(&record.id);
+    let gateway = attached
+        .map(|a| a.gateway.to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let mut extra_hosts = Vec::new();
+    for h in &options.add_hosts {
+        let (name, ip) = crate::options::parse_add_host(h)?;
+        let ip = if ip == "host-gateway" {
+            gateway.clone()
+        } else {
+            ip
+        };
+        extra_hosts.push((name, ip));
+    }
     write_etc_files(
         &dir,
         &process.hostname,
         options.network.as_deref() == Some("host"),
         attached.map(|a| a.ip),
+        &extra_hosts,
     )?;
     let spec = build(
         options,
@@ -177,6 +336,8 @@ fn start_and_wait(
             cwd: &process.cwd,
             dir: &dir,
             netns: attached.map(|a| a.netns.as_path()),
+            mounts: process.mounts.clone(),
+            init: process.init.as_deref(),
         },
     )?;
     let config_path = layout.bundle.join("config.json");
@@ -227,7 +388,14 @@ fn start_and_wait(
     record.state = State::Running;
     record.pid = running.pid();
     record.started_at = Some(now());
-    engine.save(record)?;
+    let published = record.clone();
+    engine.update(&record.id, |r| {
+        r.state = published.state;
+        r.pid = published.pid;
+        r.started_at = published.started_at.clone();
+        r.ip = published.ip.clone();
+        r.ports = published.ports.clone();
+    })?;
     let code = running.wait();
     for c in copiers {
         let _ = c.join();

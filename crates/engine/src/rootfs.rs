@@ -77,6 +77,7 @@ pub fn write_etc_files(
     hostname: &str,
     host_network: bool,
     ip: Option<std::net::Ipv4Addr>,
+    extra_hosts: &[(String, String)],
 ) -> Result<(), Error> {
     let write = |name: &str, text: String| {
         let p = dir.join(name);
@@ -90,6 +91,10 @@ pub fn write_etc_files(
     } else {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
     };
+    let mut hosts = hosts;
+    for (name, addr) in extra_hosts {
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
     write("hosts", hosts)?;
     write(
         "resolv.conf",

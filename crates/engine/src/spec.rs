@@ -120,6 +120,24 @@ pub fn environment(
     env
 }
 
+/// `Config.Env` as `inspect` shows it: the image's environment, then `-e` (no HOSTNAME or
+/// HOME, which the runtime adds).
+pub fn environment_for_inspect(
+    image: &oci_spec::image::Config,
+    options: &RunOptions,
+) -> Vec<String> {
+    let mut env: Vec<String> = image.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    for e in &options.env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
 /// Everything the spec needs besides the image config and options.
 pub struct SpecInputs<'a> {
     /// Container ID.
@@ -138,7 +156,14 @@ pub struct SpecInputs<'a> {
     pub dir: &'a Path,
     /// A network namespace prepared by `berth-network` to join, if any.
     pub netns: Option<&'a Path>,
+    /// Bind mounts and volumes, with host paths resolved: (source, target, read-only).
+    pub mounts: Vec<(std::path::PathBuf, String, bool)>,
+    /// The host's tini for `--init`, bound read-only at `/sbin/docker-init`.
+    pub init: Option<&'a Path>,
 }
+
+/// Where Docker's `--init` binary is mounted in the container.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Builds the spec.
 pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
@@ -157,7 +182,7 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         namespaces.push(json!({"type": "cgroup"}));
     }
-    let caps = json!(DEFAULT_CAPABILITIES);
+    let caps = json!(crate::options::capabilities(options));
     let nosuid_noexec_nodev = json!(["nosuid", "noexec", "nodev"]);
     let bind = |name: &str, target: &str| {
         json!({
@@ -167,54 +192,187 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
             "options": ["rbind", "rprivate"],
         })
     };
-    let mounts = vec![
+    let sys_options = if options.privileged {
+        json!(["nosuid", "noexec", "nodev"])
+    } else {
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    };
+    let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": nosuid_noexec_nodev}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid_noexec_nodev}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
         bind("resolv.conf", "/etc/resolv.conf"),
         bind("hostname", "/etc/hostname"),
         bind("hosts", "/etc/hosts"),
     ];
+    for (source, target, read_only) in &inputs.mounts {
+        let mut o = vec!["rbind", "rprivate"];
+        if *read_only {
+            o.push("ro");
+        }
+        mounts.push(json!({"destination": target, "type": "bind", "source": source, "options": o}));
+    }
+    for t in &options.tmpfs {
+        let (path, o) = crate::options::parse_tmpfs(t)?;
+        mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o}));
+    }
+    let mut args = inputs.args.clone();
+    if let Some(init) = inputs.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "rprivate", "ro"]}));
+        args = [INIT_PATH.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(args)
+            .collect();
+    }
+    let rlimits: Vec<Value> = options
+        .ulimits
+        .iter()
+        .map(|u| {
+            json!({
+                "type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
+                "soft": u.soft as u64,
+                "hard": u.hard as u64,
+            })
+        })
+        .collect();
     let cgroups_path = format!("/berth/{}", inputs.id);
+    let mut process = json!({
+        "terminal": false,
+        "user": {
+            "uid": inputs.user.uid,
+            "gid": inputs.user.gid,
+            "additionalGids": inputs.user.additional_gids,
+        },
+        "args": args,
+        "env": inputs.env,
+        "cwd": inputs.cwd,
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "rlimits": rlimits,
+        "oomScoreAdj": 0,
+    });
+    // Left out rather than false: libcontainer 0.7 loads seccomp before dropping
+    // capabilities only when the field is absent, and a filter loaded after the drop,
+    // without no_new_privs, is refused by the kernel.
+    if options.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path,
+        "resources": resources(options),
+    });
+    if options.privileged {
+        linux["devices"] = json!(host_devices());
+    } else {
+        linux["seccomp"] = crate::seccomp::default_profile();
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
     let spec: Value = json!({
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {
-                "uid": inputs.user.uid,
-                "gid": inputs.user.gid,
-                "additionalGids": inputs.user.additional_gids,
-            },
-            "args": inputs.args,
-            "env": inputs.env,
-            "cwd": inputs.cwd,
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps,
-            },
-            // Left out rather than false: libcontainer 0.7 loads seccomp before dropping
-            // capabilities only when the field is absent, and a filter loaded after the
-            // drop, without no_new_privs, is refused by the kernel.
-            "oomScoreAdj": 0,
-        },
-        "root": {"path": "rootfs", "readonly": false},
+        "process": process,
+        "root": {"path": "rootfs", "readonly": options.read_only},
         "hostname": if host_network { Value::Null } else { json!(inputs.hostname) },
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": cgroups_path,
-            "seccomp": crate::seccomp::default_profile(),
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-            "resources": {
-                "devices": [{"allow": false, "access": "rwm"}],
-            },
-        },
+        "linux": linux,
     });
     serde_json::from_value(spec)
         .map_err(|e| Error::Invalid(format!("internal error building the OCI spec: {e}")))
+}
+
+/// `linux.resources`: the device rule and the limits of `--memory`, `--cpus`, … in the
+/// runtime spec's units.
+fn resources(options: &RunOptions) -> Value {
+    let r = &options.resources;
+    let devices = if options.privileged {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        json!([{"allow": false, "access": "rwm"}])
+    };
+    let mut out = json!({"devices": devices});
+    if let Some(m) = r.memory.filter(|m| *m > 0) {
+        let mut memory = json!({"limit": m});
+        if swap_accounting() {
+            // Docker's default: as much swap as memory (memory + swap = 2 × memory).
+            let swap = match r.memory_swap {
+                Some(s) if s != 0 => s,
+                _ => m * 2,
+            };
+            memory["swap"] = json!(swap);
+        }
+        out["memory"] = memory;
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = r.nano_cpus.filter(|n| *n > 0) {
+        let period: i64 = 100_000;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(n * period / 1_000_000_000));
+    }
+    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        out["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = r.pids_limit {
+        out["pids"] = json!({"limit": if p > 0 { p } else { -1 }});
+    }
+    out
+}
+
+/// Whether the kernel accounts swap per cgroup (Docker drops the swap limit, with a
+/// warning, where it does not).
+pub fn swap_accounting() -> bool {
+    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || (Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+            && std::fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+                .is_ok_and(|c| c.contains("memory")))
+}
+
+/// The host's device nodes (top level of `/dev`), which `--privileged` gives the container.
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/dev") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let kind = if m.file_type().is_char_device() {
+            "c"
+        } else if m.file_type().is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        let name = e.file_name().to_string_lossy().into_owned();
+        // The runtime makes these itself, and /dev/console belongs to the terminal.
+        if [
+            "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx",
+        ]
+        .contains(&name.as_str())
+        {
+            continue;
+        }
+        let rdev = m.rdev();
+        out.push(json!({
+            "path": format!("/dev/{name}"),
+            "type": kind,
+            "major": rustix::fs::major(rdev),
+            "minor": rustix::fs::minor(rdev),
+            "fileMode": m.mode() & 0o7777,
+            "uid": m.uid(),
+            "gid": m.gid(),
+        }));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -43,6 +43,11 @@ fn open_in_root(rootfs: &Path, path: &str, flags: OFlags) -> Option<OwnedFd> {
     .ok()
 }
 
+/// Opens a directory of the container (as `O_PATH`) without leaving its root.
+pub(crate) fn open_dir_in_root(rootfs: &Path, path: &str) -> Option<OwnedFd> {
+    open_in_root(rootfs, path, OFlags::PATH | OFlags::DIRECTORY)
+}
+
 /// Reads a file of the container (small files only: passwd, group).
 pub fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
     let fd = open_in_root(rootfs, path, OFlags::RDONLY)?;

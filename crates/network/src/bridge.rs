@@ -26,6 +26,52 @@ pub struct Attached {
     pub gateway: Ipv4Addr,
     /// The network namespace to run it in.
     pub netns: PathBuf,
+    /// Its published ports, with a host port picked for each one asked as 0 (`-P`, `-p 80`).
+    pub ports: Vec<PortMapping>,
+}
+
+/// The range Docker picks random host ports from (Linux's default ephemeral range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// Gives every mapping with host port 0 a free port: one no container holds and no program
+/// listens on, tried from a pseudo-random start so concurrent containers rarely collide.
+fn pick_ports(
+    leases: &crate::ipam::Leases,
+    ports: &[PortMapping],
+) -> Result<Vec<PortMapping>, Error> {
+    let mut out: Vec<PortMapping> = Vec::with_capacity(ports.len());
+    let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id();
+    for m in ports {
+        if m.host_port != 0 {
+            out.push(m.clone());
+            continue;
+        }
+        let mut found = None;
+        for i in 0..span {
+            let port = EPHEMERAL.start() + ((seed.wrapping_add(i)) % span) as u16;
+            let candidate = PortMapping {
+                host_port: port,
+                ..m.clone()
+            };
+            let clash = out
+                .iter()
+                .any(|o| o.host_port == port && o.protocol == m.protocol);
+            if !clash && Bridge::check_ports(leases, std::slice::from_ref(&candidate)).is_ok() {
+                found = Some(candidate);
+                break;
+            }
+        }
+        out.push(found.ok_or_else(|| Error::PortInUse {
+            ip: m.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            port: 0,
+        })?);
+    }
+    Ok(out)
 }
 
 /// Runs `ip ARGS`, feeding `batch` on stdin when given (`ip -batch -`).
@@ -129,19 +175,20 @@ impl Bridge {
     pub fn setup(&self, id: &str, ports: &[PortMapping]) -> Result<Attached, Error> {
         self.ensure()?;
         let prefix = self.ipam.prefix;
-        let addr = self.ipam.update(|leases| {
-            Self::check_ports(leases, ports)?;
+        let (addr, ports) = self.ipam.update(|leases| {
+            let ports = pick_ports(leases, ports)?;
+            Self::check_ports(leases, &ports)?;
             let addr = Ipam::allocate(leases, prefix)?;
             leases.insert(
                 addr,
                 Lease {
                     container: id.to_string(),
-                    ports: ports.to_vec(),
+                    ports: ports.clone(),
                 },
             );
-            Ok(addr)
+            Ok((addr, ports))
         })?;
-        match self.plumb(id, addr, ports) {
+        match self.plumb(id, addr, &ports) {
             Ok(a) => Ok(a),
             Err(e) => {
                 let _ = self.teardown(id);
@@ -173,6 +220,7 @@ impl Bridge {
             ip: addr,
             gateway: self.ipam.gateway(),
             netns: PathBuf::from(format!("/run/netns/{ns}")),
+            ports: ports.to_vec(),
         })
     }
 

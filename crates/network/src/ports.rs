@@ -51,9 +51,8 @@ fn port_range(s: &str, what: &str, spec: &str) -> Result<(u16, u16), Error> {
     Ok((a, b))
 }
 
-/// Parses one `-p` value into mappings (several for a range). A missing host port means
-/// "the same as the container port" here; Docker picks a random one, which berth does not
-/// do yet and refuses clearly.
+/// Parses one `-p` value into mappings (several for a range). A missing host port is 0:
+/// the bridge picks a free one when the container starts, as Docker does.
 pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, Error> {
     let (rest, protocol) = match spec.rsplit_once('/') {
         Some((r, "tcp")) => (r, Protocol::Tcp),
@@ -86,13 +85,9 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, Error> {
     let (c0, c1) = port_range(container, "container", spec)?;
     let (h0, h1) = match host {
         Some(h) => port_range(h, "host", spec)?,
-        None => {
-            return Err(Error::InvalidPort(format!(
-                "{spec:?}: publishing on a random host port is not supported yet; give HOSTPORT:CONTAINERPORT"
-            )))
-        }
+        None => (0, 0),
     };
-    if h1 - h0 != c1 - c0 {
+    if (h0, h1) != (0, 0) && h1 - h0 != c1 - c0 {
         return Err(Error::InvalidPort(format!(
             "invalid ranges in {spec:?}: host and container ranges must have the same length"
         )));
@@ -100,7 +95,7 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, Error> {
     Ok((0..=(c1 - c0))
         .map(|i| PortMapping {
             host_ip: ip.map(str::to_string).filter(|i| i != "0.0.0.0"),
-            host_port: h0 + i,
+            host_port: if h0 == 0 { 0 } else { h0 + i },
             container_port: c0 + i,
             protocol,
         })
@@ -137,7 +132,8 @@ mod tests {
         check("127.0.0.1:8080:80/udp", "127.0.0.1:8080->80/udp");
         check("0.0.0.0:8080:80", "*:8080->80/tcp");
         check("7000-7001:8000-8001", "*:7000->8000/tcp *:7001->8001/tcp");
-        check("80", "error: \"80\": publishing on a random host port is not supported yet; give HOSTPORT:CONTAINERPORT");
+        check("80", "*:0->80/tcp");
+        check("127.0.0.1::80", "127.0.0.1:0->80/tcp");
         check("x:80", "error: invalid host port \"x\" in \"x:80\"");
         check(
             "80:80/sctp",

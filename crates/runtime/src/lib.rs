@@ -123,10 +123,68 @@ impl Runtime {
         })
     }
 
+    /// Starts `process` (an OCI `process` object in a JSON file) inside running container
+    /// `id`, joining its namespaces, cgroup, capabilities and seccomp filter; returns its
+    /// host PID, a child of this process, for [`wait_pid`]. Must be called from a
+    /// single-threaded process, like [`Runtime::start`].
+    pub fn exec(&self, id: &str, process: &Path, stdio: Stdio) -> Result<i32, Error> {
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(&self.state_root)
+            .map_err(runtime_error(id, "exec"))?;
+        if let Some(fd) = stdio.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let pid = builder
+            .as_tenant()
+            .with_process(Some(process))
+            .with_detach(false)
+            .build()
+            .map_err(runtime_error(id, "exec"))?;
+        Ok(pid.as_raw())
+    }
+
+    /// Freezes container `id` (cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
+        Container::load(self.state_root.join(id))
+            .and_then(|mut c| c.pause())
+            .map_err(runtime_error(id, "pause"))
+    }
+
+    /// Thaws container `id`.
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
+        Container::load(self.state_root.join(id))
+            .and_then(|mut c| c.resume())
+            .map_err(runtime_error(id, "resume"))
+    }
+
     /// Creates, starts and waits for a container with this process's stdio; returns its
     /// exit code.
     pub fn run(&self, id: &str, bundle: &Path) -> Result<i32, Error> {
         self.start(id, bundle, Stdio::default())?.wait()
+    }
+}
+
+/// Waits for a child process (an exec'd one) and returns its exit code as a shell reports it.
+pub fn wait_pid(pid: i32) -> Result<i32, Error> {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(source) => {
+                return Err(Error::Wait {
+                    id: pid.to_string(),
+                    source,
+                })
+            }
+        }
     }
 }
 

@@ -1,9 +1,12 @@
-//! `run` (foreground for now) and the hidden monitor entry point.
+//! `create` and `run` (their flags translate into `berth_engine::RunOptions`), and the hidden
+//! monitor entry point.
 
 use std::sync::Arc;
 
+use berth_engine::lifecycle::Attach;
 use berth_engine::monitor::Streams;
-use berth_engine::{Engine, RunOptions, State};
+use berth_engine::options as opts;
+use berth_engine::{Engine, RunOptions};
 use berth_registry::{Platform, Reference};
 use clap::Args;
 
@@ -11,9 +14,10 @@ use crate::app::App;
 use crate::progress::{Direction, Display};
 use crate::Failure;
 
+/// The flags `create` and `run` share.
 #[derive(Args)]
 #[command(trailing_var_arg = true, disable_help_flag = true)]
-pub struct RunArgs {
+pub struct CreateArgs {
     /// Print help (`-h` is --hostname, as in Docker).
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -26,6 +30,15 @@ pub struct RunArgs {
     /// Set environment variables.
     #[arg(short, long = "env")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long)]
+    pub env_file: Vec<String>,
+    /// Set meta data on a container.
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long)]
+    pub label_file: Vec<String>,
     /// Working directory inside the container.
     #[arg(short, long)]
     pub workdir: Option<String>,
@@ -41,21 +54,84 @@ pub struct RunArgs {
     /// Connect a container to a network (bridge, none or host).
     #[arg(long, alias = "net")]
     pub network: Option<String>,
-    /// Publish a container's port(s) to the host: [ip:]hostport:containerport[/proto].
+    /// Publish a container's port(s) to the host: [ip:][hostport:]containerport[/proto].
     #[arg(short, long)]
     pub publish: Vec<String>,
-    /// Keep STDIN open (stdin is always passed through for now).
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Bind mount a volume: [SRC:]DST[:ro].
+    #[arg(short, long)]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs directory: PATH[:OPTIONS].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add Linux capabilities.
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options (no-new-privileges).
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Signal to stop the container.
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long)]
+    pub stop_timeout: Option<i64>,
+    /// Ulimit options (name=soft[:hard]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Memory limit.
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short, long)]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Keep STDIN open even if not attached.
     #[arg(short, long)]
     pub interactive: bool,
-    /// Run container in background and print container ID.
-    #[arg(short, long)]
-    pub detach: bool,
     /// Allocate a pseudo-TTY (not supported yet).
     #[arg(short, long)]
     pub tty: bool,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(required = true, allow_hyphen_values = true)]
     pub image_and_command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
 fn run_failure(message: String) -> Failure {
@@ -65,7 +141,33 @@ fn run_failure(message: String) -> Failure {
     }
 }
 
-pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
+/// An engine error as `docker run`/`create` prints it: exit 125 (126/127 when the command
+/// cannot run).
+fn daemon_failure(e: berth_engine::Error) -> Failure {
+    Failure {
+        code: u8::try_from(e.run_exit_code()).unwrap_or(125),
+        message: format!(
+            "berth: Error response from daemon: {}.",
+            berth_engine::monitor::docker_message(&e)
+        ),
+    }
+}
+
+/// A flag value Docker's CLI itself refuses.
+fn flag_failure(command: &str, e: berth_engine::Error) -> Failure {
+    run_failure(format!(
+        "{}.\nSee 'berth {command} --help'.",
+        berth_engine::monitor::docker_message(&e)
+    ))
+}
+
+fn read_lines(path: &str, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| run_failure(format!("open {path}: {e} ({what})")))
+}
+
+/// Translates `create`/`run` flags into the engine's options.
+fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> {
+    let bad = |e| flag_failure(command, e);
     if args.tty {
         return Err(run_failure(
             "-t is not supported yet; run without a pseudo-terminal".into(),
@@ -84,22 +186,153 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     for p in &args.publish {
         let parsed = berth_network::parse_publish(p).map_err(|e| {
             run_failure(format!(
-                "invalid argument \"{p}\" for \"-p, --publish\" flag: {e}\nSee 'berth run --help'."
+                "invalid argument \"{p}\" for \"-p, --publish\" flag: {e}\nSee 'berth {command} --help'."
             ))
         })?;
         publish.extend(parsed);
     }
-    if !publish.is_empty() && matches!(args.network.as_deref(), Some("none") | Some("host")) {
+    if (!publish.is_empty() || args.publish_all)
+        && matches!(args.network.as_deref(), Some("none") | Some("host"))
+    {
         return Err(run_failure(format!(
             "Error response from daemon: published ports are discarded when using --network {}",
             args.network.as_deref().unwrap_or_default()
         )));
     }
-    let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
-        .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
-    let image = args.image_and_command[0].clone();
-    if engine.images.lookup(&image).is_err() {
-        let reference = Reference::parse_with_default_tag(&image)
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for f in &args.env_file {
+        env.extend(opts::parse_env_file(&read_lines(f, "--env-file")?, lookup));
+    }
+    env.extend(args.env.iter().filter_map(|e| match e.split_once('=') {
+        Some(_) => Some(e.clone()),
+        // `-e KEY` takes KEY from the caller's environment, or drops it, as Docker does.
+        None => lookup(e).map(|v| format!("{e}={v}")),
+    }));
+    let mut labels = std::collections::BTreeMap::new();
+    for f in &args.label_file {
+        for l in read_lines(f, "--label-file")?.lines() {
+            let l = l.trim();
+            if !l.is_empty() && !l.starts_with('#') {
+                labels.extend([opts::parse_label(l)]);
+            }
+        }
+    }
+    labels.extend(args.label.iter().map(|l| opts::parse_label(l)));
+    for h in &args.add_host {
+        opts::parse_add_host(h).map_err(bad)?;
+    }
+    let mounts = args
+        .volume
+        .iter()
+        .map(|v| opts::parse_volume(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    for t in &args.tmpfs {
+        opts::parse_tmpfs(t).map_err(bad)?;
+    }
+    let cap_add = args
+        .cap_add
+        .iter()
+        .map(|c| opts::parse_capability(c, "CapAdd"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(daemon_failure)?;
+    let cap_drop = args
+        .cap_drop
+        .iter()
+        .map(|c| opts::parse_capability(c, "CapDrop"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(daemon_failure)?;
+    let mut no_new_privileges = false;
+    for s in &args.security_opt {
+        match s.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                no_new_privileges = true
+            }
+            "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
+            _ => {
+                return Err(run_failure(format!(
+                    "Error response from daemon: invalid --security-opt: {s:?} (berth supports no-new-privileges)"
+                )))
+            }
+        }
+    }
+    if let Some(s) = &args.stop_signal {
+        crate::commands::lifecycle::parse_signal(s)?;
+    }
+    let ulimits = args
+        .ulimit
+        .iter()
+        .map(|u| opts::parse_ulimit(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let size = |s: &Option<String>| -> Result<Option<i64>, Failure> {
+        match s.as_deref() {
+            None => Ok(None),
+            Some("-1") => Ok(Some(-1)),
+            Some(v) => opts::parse_bytes(v).map(Some).map_err(bad),
+        }
+    };
+    let resources = opts::Resources {
+        memory: size(&args.memory)?,
+        memory_swap: size(&args.memory_swap)?,
+        nano_cpus: args
+            .cpus
+            .as_deref()
+            .map(opts::parse_cpus)
+            .transpose()
+            .map_err(bad)?,
+        cpu_shares: args.cpu_shares,
+        pids_limit: args.pids_limit,
+    };
+    let restart = args
+        .restart
+        .as_deref()
+        .map(opts::parse_restart)
+        .transpose()
+        .map_err(bad)?
+        .unwrap_or_default();
+    Ok(RunOptions {
+        image: args.image_and_command[0].clone(),
+        cmd: args.image_and_command[1..].to_vec(),
+        entrypoint: args.entrypoint.clone(),
+        env,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        name: args.name.clone(),
+        hostname: args.hostname.clone(),
+        rm: args.rm,
+        network: args.network.clone(),
+        publish,
+        publish_all: args.publish_all,
+        labels,
+        add_hosts: args.add_host.clone(),
+        mounts,
+        tmpfs: args.tmpfs.clone(),
+        read_only: args.read_only,
+        cap_add,
+        cap_drop,
+        privileged: args.privileged,
+        no_new_privileges,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        ulimits,
+        resources,
+        restart,
+        init: args.init,
+        interactive: args.interactive,
+    })
+}
+
+fn open_engine(app: &App) -> Result<Engine, Failure> {
+    Engine::open(app.global.root.clone(), app.global.runroot.clone()).map_err(daemon_failure)
+}
+
+/// Makes the container record, pulling the image first if the store lacks it (as
+/// `docker run` and `docker create` do).
+fn create_container(app: &App, engine: &Engine, options: &RunOptions) -> Result<String, Failure> {
+    if engine.images.lookup(&options.image).is_err() {
+        let reference = Reference::parse_with_default_tag(&options.image)
             .map_err(|e| run_failure(format!("{e}.\nSee 'berth run --help'.")))?;
         eprintln!(
             "Unable to find image '{}' locally",
@@ -111,66 +344,31 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
             .pull(app.registry()?, &reference, &Platform::host(), display)
             .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
     }
-    let env = args
-        .env
-        .iter()
-        .filter_map(|e| match e.split_once('=') {
-            Some(_) => Some(e.clone()),
-            // `-e KEY` takes KEY from the caller's environment, or drops it, as Docker does.
-            None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
-        })
-        .collect();
-    let options = RunOptions {
-        image,
-        cmd: args.image_and_command[1..].to_vec(),
-        entrypoint: args.entrypoint,
-        env,
-        workdir: args.workdir,
-        user: args.user,
-        name: args.name,
-        hostname: args.hostname,
-        rm: args.rm,
-        network: args.network,
-        publish,
-    };
-    let id = engine.create(&options).map_err(|e| {
-        let message = e.to_string();
-        run_failure(format!(
-            "Error response from daemon: {}.",
-            message.trim_end_matches('.')
-        ))
-    })?;
+    engine.create(options).map_err(daemon_failure)
+}
+
+pub fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
+    let options = run_options(&args, "create")?;
+    let engine = open_engine(app)?;
+    let id = create_container(app, &engine, &options)?;
+    println!("{id}");
+    Ok(())
+}
+
+pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
+    let options = run_options(&args.create, "run")?;
+    let engine = open_engine(app)?;
+    let id = create_container(app, &engine, &options)?;
+    if args.detach {
+        engine.start_detached(&id).map_err(daemon_failure)?;
+        println!("{id}");
+        return Ok(());
+    }
     // The monitor is a fresh process: the runtime must start containers from a
     // single-threaded one, and the CLI may have threads (the pull above).
-    let exe = std::env::current_exe().map_err(|e| run_failure(e.to_string()))?;
-    let mut monitor = std::process::Command::new(exe);
-    monitor
-        .arg("--root")
-        .arg(&app.global.root)
-        .arg("--runroot")
-        .arg(&app.global.runroot)
-        .arg("container-monitor");
-    if args.detach {
-        use std::os::unix::process::CommandExt;
-        use std::process::Stdio;
-        // Its own process group, no terminal: it outlives this command.
-        monitor
-            .arg("--detached")
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        monitor
-            .spawn()
-            .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
-        return report_start(&engine, &id);
-    }
-    // A process group of its own, so the terminal's Ctrl-C reaches the container once,
-    // through this process, not a second time through the monitor.
-    let mut child = std::os::unix::process::CommandExt::process_group(monitor.arg(&id), 0)
-        .spawn()
-        .map_err(|e| run_failure(format!("starting the container monitor: {e}")))?;
+    let mut child = engine
+        .spawn_monitor(&id, Attach::Foreground)
+        .map_err(daemon_failure)?;
     // Straight to the container's init once it runs: the monitor is busy starting it.
     let (root, container) = (app.global.root.clone(), id.clone());
     berth_engine::signals::install()
@@ -179,7 +377,11 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     let status = child
         .wait()
         .map_err(|e| run_failure(format!("waiting for the container monitor: {e}")))?;
-    let code = status.code().unwrap_or(125);
+    exit_with(status.code().unwrap_or(125))
+}
+
+/// Ends the command with a container's exit code, printing nothing more.
+pub fn exit_with(code: i32) -> Result<(), Failure> {
     if code == 0 {
         Ok(())
     } else {
@@ -187,33 +389,6 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
             code: u8::try_from(code).unwrap_or(125),
             message: String::new(),
         })
-    }
-}
-
-/// `run -d`: waits until the monitor has started the container (or failed to), then prints
-/// the ID as Docker does, or the error with Docker's exit code.
-fn report_start(engine: &Engine, id: &str) -> Result<(), Failure> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let record = engine
-            .load(id)
-            .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
-        if record.state != State::Created {
-            if let Some(err) = record.error {
-                return Err(Failure {
-                    code: u8::try_from(record.exit_code.unwrap_or(125)).unwrap_or(125),
-                    message: format!("berth: Error response from daemon: {err}."),
-                });
-            }
-            println!("{id}");
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(run_failure(format!(
-                "container {id} did not start within 30 s"
-            )));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -228,8 +403,7 @@ pub struct MonitorArgs {
 
 /// The monitor process (see `berth_engine::monitor`).
 pub fn monitor(app: &App, args: MonitorArgs) -> Result<(), Failure> {
-    let engine = Engine::open(app.global.root.clone(), app.global.runroot.clone())
-        .map_err(|e| run_failure(format!("Error response from daemon: {e}")))?;
+    let engine = open_engine(app)?;
     let streams = if args.detached {
         Streams::Log
     } else {

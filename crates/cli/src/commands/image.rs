@@ -1,7 +1,6 @@
 //! `images`, `tag`, `rmi`, `inspect`, `history` and `image prune`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
 
 use berth_image::{display_ref, short_id, ImageInfo};
 use berth_registry::Reference;
@@ -581,11 +580,9 @@ pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
         } else {
             "all dangling images"
         };
-        print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::commands::confirm(&format!(
+            "WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
+        )) {
             return Ok(());
         }
     }

@@ -1,4 +1,5 @@
-//! `ps`, `stop`, `kill`, `rm`, `logs`, `wait`: containers after `run`.
+//! Containers after `create`/`run`: `ps`, `start`, `stop`, `restart`, `kill`, `rm`, `logs`,
+//! `wait`, `attach`, `pause`, `unpause`, `rename`, `container prune`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,12 +12,12 @@ use crate::app::App;
 use crate::format::{ago, human_duration, print_tabbed, print_table, Template};
 use crate::Failure;
 
-fn engine(app: &App) -> Result<Engine, Failure> {
+pub(crate) fn engine(app: &App) -> Result<Engine, Failure> {
     Engine::open(app.global.root.clone(), app.global.runroot.clone()).map_err(daemon)
 }
 
 /// An engine error as Docker's CLI prints it, exit 1.
-fn daemon(e: berth_engine::Error) -> Failure {
+pub(crate) fn daemon(e: berth_engine::Error) -> Failure {
     Failure {
         code: 1,
         message: format!("Error response from daemon: {e}"),
@@ -25,7 +26,10 @@ fn daemon(e: berth_engine::Error) -> Failure {
 
 /// Runs `f` for each name, printing failures and carrying on, as Docker does; exit 1 if any
 /// failed.
-fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), Failure>) -> Result<(), Failure> {
+pub(crate) fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let mut failed = false;
     for n in names {
         if let Err(e) = f(n) {
@@ -44,7 +48,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), Failure>) -> Res
 }
 
 /// Signal names and numbers as `docker kill -s` takes them.
-fn parse_signal(s: &str) -> Result<i32, Failure> {
+pub(crate) fn parse_signal(s: &str) -> Result<i32, Failure> {
     if let Ok(n) = s.parse::<i32>() {
         return Ok(n);
     }
@@ -78,9 +82,19 @@ fn status_text(r: &ContainerRecord) -> String {
             .map(|t| chrono::Utc::now().signed_duration_since(t).num_seconds())
             .unwrap_or(0)
     };
-    if r.is_running() {
-        format!("Up {}", human_duration(since(&r.started_at)))
-    } else if r.state == State::Created {
+    match r.status() {
+        "running" => return format!("Up {}", human_duration(since(&r.started_at))),
+        "paused" => return format!("Up {} (Paused)", human_duration(since(&r.started_at))),
+        "restarting" => {
+            return format!(
+                "Restarting ({}) {} ago",
+                r.exit_code.unwrap_or(-1),
+                human_duration(since(&r.finished_at))
+            )
+        }
+        _ => {}
+    }
+    if r.state == State::Created {
         "Created".into()
     } else {
         format!(
@@ -113,8 +127,7 @@ fn ports(r: &ContainerRecord) -> String {
     if !r.is_running() {
         return String::new();
     }
-    r.options
-        .publish
+    r.ports
         .iter()
         .map(|p| {
             format!(
@@ -130,13 +143,7 @@ fn ports(r: &ContainerRecord) -> String {
 }
 
 fn state_word(r: &ContainerRecord) -> &'static str {
-    if r.is_running() {
-        "running"
-    } else if r.state == State::Created {
-        "created"
-    } else {
-        "exited"
-    }
+    r.status()
 }
 
 #[derive(Args)]
@@ -168,7 +175,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
             code: 1,
             message: format!("Error response from daemon: invalid filter '{f}'"),
         })?;
-        if !["status", "name", "id"].contains(&k) {
+        if !["status", "name", "id", "label", "exited"].contains(&k) {
             return Err(Failure {
                 code: 1,
                 message: format!("Error response from daemon: invalid filter '{k}'"),
@@ -178,11 +185,23 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
     }
     let shown: Vec<&ContainerRecord> = all
         .iter()
-        .filter(|r| args.all || r.is_running() || filters.iter().any(|(k, _)| k == "status"))
+        .filter(|r| {
+            args.all
+                || r.is_running()
+                || filters.iter().any(|(k, _)| k == "status" || k == "exited")
+        })
         .filter(|r| {
             filters.iter().all(|(k, v)| match k.as_str() {
                 "status" => state_word(r) == v,
                 "name" => r.name.contains(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => r.options.labels.get(lk).is_some_and(|x| x == lv),
+                    None => r.options.labels.contains_key(v.as_str()),
+                },
+                "exited" => {
+                    r.status() == "exited"
+                        && r.exit_code.map(|c| c.to_string()).as_deref() == Some(v)
+                }
                 _ => r.id.starts_with(v.as_str()),
             })
         })
@@ -224,7 +243,10 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
                 "ID": id(r), "Image": r.options.image, "Command": command(r),
                 "CreatedAt": r.created, "RunningFor": ago(Some(&r.created)),
                 "Status": status_text(r), "State": state_word(r), "Names": r.name,
-                "Ports": ports(r), "Labels": "", "Mounts": "", "Networks": "",
+                "Ports": ports(r),
+                "Labels": r.options.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Mounts": r.options.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
+                "Networks": r.options.network.clone().unwrap_or_else(|| "bridge".into()),
             });
             lines.push(t.render(&v).map_err(Failure::usage)?);
         }
@@ -268,35 +290,163 @@ pub struct StopArgs {
     /// CONTAINER...
     #[arg(required = true)]
     pub containers: Vec<String>,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10).
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
+    pub time: Option<i64>,
+    /// Signal to send to the container (default: its stop signal).
+    #[arg(short, long)]
+    pub signal: Option<String>,
+}
+
+/// `docker stop` of one container: its stop signal, then SIGKILL after the grace time.
+fn stop_one(
+    engine: &Engine,
+    name: &str,
+    signal: Option<&str>,
+    time: Option<i64>,
+) -> Result<(), Failure> {
+    let r = engine.find(name).map_err(daemon)?;
+    let signal = parse_signal(signal.unwrap_or(&r.stop_signal()))?;
+    // A negative time waits for ever, as in Docker.
+    let grace = match time.unwrap_or_else(|| r.stop_timeout()) {
+        t if t < 0 => Duration::from_secs(u64::MAX / 4),
+        t => Duration::from_secs(t as u64),
+    };
+    engine.stop(&r, signal, grace).map_err(daemon)
+}
+
+pub fn stop(app: &App, args: StopArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    each(&args.containers, |n| {
+        stop_one(&engine, n, args.signal.as_deref(), args.time)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// CONTAINER...
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN (not supported yet; accepted with -a).
+    #[arg(short, long)]
+    pub interactive: bool,
+}
+
+pub fn start(app: &App, args: StartArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    if args.attach {
+        if args.containers.len() > 1 {
+            return Err(Failure {
+                code: 1,
+                message: "you cannot start and attach multiple containers at once".into(),
+            });
+        }
+        let r = engine.find(&args.containers[0]).map_err(daemon)?;
+        let from = berth_engine::logs::read(&engine.log_path(&r.id)).len();
+        engine.start_detached(&r.id).map_err(start_failure)?;
+        return follow_to_exit(&engine, &r.id, from);
+    }
+    each(&args.containers, |n| {
+        let r = engine.find(n).map_err(daemon)?;
+        engine.start_detached(&r.id).map_err(start_failure)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+/// A failed start as Docker reports it (exit 1 for `start`).
+fn start_failure(e: berth_engine::Error) -> Failure {
+    Failure {
+        code: 1,
+        message: format!(
+            "Error response from daemon: {}\nError: failed to start containers",
+            berth_engine::monitor::docker_message(&e)
+        ),
+    }
+}
+
+/// Streams a container's output from log entry `from` until it ends, forwarding Ctrl-C and
+/// friends, then exits with its code (`start -a`, `attach`).
+fn follow_to_exit(engine: &Engine, id: &str, from: usize) -> Result<(), Failure> {
+    let root = engine.root().to_path_buf();
+    let container = id.to_string();
+    berth_engine::signals::install()
+        .map_err(|e| Failure::usage(format!("installing signal forwarding: {e}")))?
+        .forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
+    let path = engine.log_path(id);
+    let mut seen = from;
+    loop {
+        let record = engine.load(id).map_err(daemon)?;
+        let done = !record.monitor_alive() && record.state != State::Created;
+        let now = berth_engine::logs::read(&path);
+        now.iter().skip(seen).for_each(|e| print_entry(e, false));
+        seen = now.len();
+        if done {
+            return crate::commands::container::exit_with(record.exit_code.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// CONTAINER
+    pub container: String,
+    /// Do not attach STDIN (stdin is never attached yet).
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process.
+    #[arg(long, default_value_t = true)]
+    pub sig_proxy: bool,
+}
+
+pub fn attach(app: &App, args: AttachArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    let r = engine.find(&args.container).map_err(daemon)?;
+    if !r.is_running() {
+        return Err(Failure {
+            code: 1,
+            message: "You cannot attach to a stopped container, start it first".into(),
+        });
+    }
+    let from = berth_engine::logs::read(&engine.log_path(&r.id)).len();
+    follow_to_exit(&engine, &r.id, from)
+}
+
+#[derive(Args)]
+pub struct RestartArgs {
+    /// CONTAINER...
+    #[arg(required = true)]
+    pub containers: Vec<String>,
     /// Seconds to wait before killing the container.
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    pub time: u64,
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
+    pub time: Option<i64>,
     /// Signal to send to the container.
     #[arg(short, long)]
     pub signal: Option<String>,
 }
 
-/// Sends `signal`, waits up to `grace`, then SIGKILL, as `docker stop` does.
-fn stop_one(engine: &Engine, name: &str, signal: i32, grace: Duration) -> Result<(), Failure> {
-    let r = engine.find(name).map_err(daemon)?;
-    if !r.is_running() {
-        return Ok(());
-    }
-    let _ = engine.signal(&r, signal);
-    if engine.wait_stopped(&r.id, grace).map_err(daemon)?.is_none() {
-        let _ = engine.signal(&r, 9);
-        engine
-            .wait_stopped(&r.id, Duration::from_secs(30))
-            .map_err(daemon)?;
-    }
-    Ok(())
-}
-
-pub fn stop(app: &App, args: StopArgs) -> Result<(), Failure> {
+pub fn restart(app: &App, args: RestartArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
-    let signal = parse_signal(args.signal.as_deref().unwrap_or("TERM"))?;
     each(&args.containers, |n| {
-        stop_one(&engine, n, signal, Duration::from_secs(args.time))?;
+        stop_one(&engine, n, args.signal.as_deref(), args.time)?;
+        let r = engine.find(n).map_err(daemon)?;
+        engine.start_detached(&r.id).map_err(daemon)?;
         println!("{n}");
         Ok(())
     })
@@ -317,16 +467,15 @@ pub fn kill(app: &App, args: KillArgs) -> Result<(), Failure> {
     let signal = parse_signal(&args.signal)?;
     each(&args.containers, |n| {
         let r = engine.find(n).map_err(daemon)?;
-        if !r.is_running() {
-            return Err(Failure {
+        engine.kill(&r, signal).map_err(|e| match e {
+            berth_engine::Error::NotRunning(id) => Failure {
                 code: 1,
                 message: format!(
-                    "Error response from daemon: cannot kill container: {n}: container {} is not running",
-                    r.id
+                    "Error response from daemon: cannot kill container: {n}: container {id} is not running"
                 ),
-            });
-        }
-        engine.signal(&r, signal).map_err(daemon)?;
+            },
+            e => daemon(e),
+        })?;
         println!("{n}");
         Ok(())
     })
@@ -340,37 +489,138 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL).
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes (none exist yet).
+    /// Remove anonymous volumes associated with the container.
     #[arg(short, long)]
     pub volumes: bool,
+}
+
+/// Removes one container (stopping it first with `force`).
+fn remove_one(
+    engine: &Engine,
+    r: &ContainerRecord,
+    force: bool,
+    volumes: bool,
+) -> Result<(), Failure> {
+    if r.is_running() || r.status() == "restarting" {
+        if !force {
+            return Err(Failure {
+                code: 1,
+                message: format!(
+                    "Error response from daemon: cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    r.name,
+                    if r.status() == "restarting" { "restarting" } else { "running" }
+                ),
+            });
+        }
+        engine.stop(r, 9, Duration::ZERO).map_err(daemon)?;
+    } else if r.state == State::Running || r.state == State::Restarting {
+        // Recorded as running but its monitor is gone (killed): clean up after it.
+        engine.reap_orphan(r).map_err(daemon)?;
+    }
+    // A --rm container is already gone once its monitor finished.
+    if engine.dir(&r.id).exists() {
+        if volumes {
+            engine.remove_with_volumes(&r.id).map_err(daemon)?;
+        } else {
+            engine.remove(&r.id).map_err(daemon)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn rm(app: &App, args: RmArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
     each(&args.containers, |n| {
         let r = engine.find(n).map_err(daemon)?;
-        if r.is_running() {
-            if !args.force {
-                return Err(Failure {
-                    code: 1,
-                    message: format!(
-                        "Error response from daemon: cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                        r.name
-                    ),
-                });
-            }
-            stop_one(&engine, n, 9, Duration::ZERO)?;
-        } else if r.state == State::Running {
-            // Recorded as running but its monitor is gone (killed): clean up after it.
-            engine.reap_orphan(&r).map_err(daemon)?;
-        }
-        // A --rm container is already gone once its monitor finished.
-        if engine.dir(&r.id).exists() {
-            engine.remove(&r.id).map_err(daemon)?;
-        }
+        remove_one(&engine, &r, args.force, args.volumes)?;
         println!("{n}");
         Ok(())
     })
+}
+
+#[derive(Args)]
+pub struct PauseArgs {
+    /// CONTAINER...
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn pause(app: &App, args: PauseArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    each(&args.containers, |n| {
+        let r = engine.find(n).map_err(daemon)?;
+        engine.pause(&r).map_err(daemon)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+pub fn unpause(app: &App, args: PauseArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    each(&args.containers, |n| {
+        let r = engine.find(n).map_err(daemon)?;
+        engine.unpause(&r).map_err(daemon)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct RenameArgs {
+    /// CONTAINER
+    pub container: String,
+    /// NEW_NAME
+    pub new_name: String,
+}
+
+pub fn rename(app: &App, args: RenameArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    engine
+        .rename(&args.container, &args.new_name)
+        .map_err(daemon)
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (label=…).
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    if !args.force && !crate::commands::confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ",
+    ) {
+        return Ok(());
+    }
+    let mut deleted = Vec::new();
+    for r in engine.list().map_err(daemon)? {
+        let stopped = !r.monitor_alive() && r.state != State::Running;
+        let wanted = args.filter.iter().all(|f| match f.strip_prefix("label=") {
+            Some(l) => match l.split_once('=') {
+                Some((k, v)) => r.options.labels.get(k).is_some_and(|x| x == v),
+                None => r.options.labels.contains_key(l),
+            },
+            None => true,
+        });
+        if stopped && wanted && r.state != State::Restarting {
+            engine.remove(&r.id).map_err(daemon)?;
+            deleted.push(r.id);
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for d in &deleted {
+            println!("{d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: 0B");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -402,25 +652,15 @@ pub fn logs(app: &App, args: LogsArgs) -> Result<(), Failure> {
             entries.len().saturating_sub(n)
         }
     };
-    let print = |e: &berth_engine::logs::Entry| {
-        let text = if args.timestamps {
-            format!("{} {}", e.time, e.log)
-        } else {
-            e.log.clone()
-        };
-        if e.stream == "stderr" {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        } else {
-            let mut out = std::io::stdout();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        }
-    };
+    let print = |e: &berth_engine::logs::Entry| print_entry(e, args.timestamps);
     let mut seen = entries.len();
     entries.iter().skip(skip).for_each(print);
     if args.follow {
         loop {
-            let running = engine.load(&r.id).map(|x| x.is_running()).unwrap_or(false);
+            let running = engine
+                .load(&r.id)
+                .map(|x| x.monitor_alive())
+                .unwrap_or(false);
             let now = berth_engine::logs::read(&path);
             now.iter().skip(seen).for_each(print);
             seen = now.len();
@@ -431,6 +671,22 @@ pub fn logs(app: &App, args: LogsArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Writes one log entry to stdout or stderr, as it was written.
+fn print_entry(e: &berth_engine::logs::Entry, timestamps: bool) {
+    let text = if timestamps {
+        format!("{} {}", e.time, e.log)
+    } else {
+        e.log.clone()
+    };
+    if e.stream == "stderr" {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
 }
 
 #[derive(Args)]

@@ -1,0 +1,285 @@
+//! Looking into containers: `inspect` (containers first, then images, as `docker inspect`),
+//! `exec`, `port`, `top`.
+
+use berth_engine::exec::ExecOptions;
+use clap::Args;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::commands::lifecycle::{daemon, engine};
+use crate::format::Template;
+use crate::Failure;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// NAME|ID...
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Format output using a custom template.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Return JSON for specified type (container or image).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Display total file sizes (accepted; sizes are not computed).
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+/// Prints inspect values as a JSON array, or each through `--format`.
+pub fn print_values(values: &[Value], format: Option<&str>) -> Result<(), Failure> {
+    match format {
+        Some(fmt) => {
+            let t = Template::parse(fmt);
+            for v in values {
+                println!("{}", t.render(v).map_err(Failure::usage)?);
+            }
+        }
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(values).expect("JSON serialises")
+        ),
+    }
+    Ok(())
+}
+
+/// `inspect` (any object) and `container inspect` (`only_containers`).
+pub fn inspect(app: &App, args: InspectArgs, only_containers: bool) -> Result<(), Failure> {
+    let kind = if only_containers {
+        Some("container")
+    } else {
+        args.kind.as_deref()
+    };
+    match kind {
+        None | Some("container") | Some("image") => {}
+        Some(k) => {
+            return Err(Failure::usage(format!(
+                "\"{k}\" is not a valid value for --type"
+            )))
+        }
+    }
+    let engine = engine(app)?;
+    let mut values = Vec::new();
+    let mut missing = Vec::new();
+    for name in &args.names {
+        if kind != Some("image") {
+            if let Ok(r) = engine.find(name) {
+                values.push(engine.inspect(&r));
+                continue;
+            }
+        }
+        if kind != Some("container") {
+            if let Ok(info) = engine
+                .images
+                .lookup(name)
+                .and_then(|id| engine.images.info(&id))
+            {
+                values.push(crate::commands::image::inspect_value(app, &info)?);
+                continue;
+            }
+        }
+        missing.push(name.clone());
+    }
+    print_values(&values, args.format.as_deref())?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = match kind {
+        Some("container") => "container",
+        Some("image") => "image",
+        _ => "object",
+    };
+    Err(Failure {
+        code: 1,
+        message: missing
+            .iter()
+            .map(|m| format!("Error: No such {what}: {m}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+#[derive(Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY (not supported yet).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long)]
+    pub env_file: Vec<String>,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]").
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// CONTAINER COMMAND [ARG...]
+    #[arg(required = true, num_args = 2.., allow_hyphen_values = true)]
+    pub container_and_command: Vec<String>,
+}
+
+pub fn exec(app: &App, args: ExecArgs) -> Result<(), Failure> {
+    if args.tty {
+        return Err(Failure::usage(
+            "berth: -t is not supported yet; run exec without a pseudo-terminal",
+        ));
+    }
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for f in &args.env_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Failure::usage(format!("berth: open {f}: {e}")))?;
+        env.extend(berth_engine::options::parse_env_file(&text, lookup));
+    }
+    env.extend(args.env.iter().filter_map(|e| match e.split_once('=') {
+        Some(_) => Some(e.clone()),
+        None => lookup(e).map(|v| format!("{e}={v}")),
+    }));
+    let engine = engine(app)?;
+    let record = engine
+        .find(&args.container_and_command[0])
+        .map_err(daemon)?;
+    let options = ExecOptions {
+        cmd: args.container_and_command[1..].to_vec(),
+        env,
+        user: args.user,
+        workdir: args.workdir,
+        interactive: args.interactive,
+        detach: args.detach,
+    };
+    match engine.exec(&record, &options) {
+        Ok(code) => crate::commands::container::exit_with(code),
+        Err(berth_engine::Error::StartFailed { message, code }) => Err(Failure {
+            code: u8::try_from(code).unwrap_or(126),
+            message,
+        }),
+        Err(e) => Err(daemon(e)),
+    }
+}
+
+#[derive(Args)]
+pub struct PortArgs {
+    /// CONTAINER
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
+}
+
+pub fn port(app: &App, args: PortArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    let r = engine.find(&args.container).map_err(daemon)?;
+    let wanted = args.port.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut lines = Vec::new();
+    let ports = if r.is_running() {
+        r.ports.clone()
+    } else {
+        Vec::new()
+    };
+    for m in &ports {
+        let key = format!("{}/{}", m.container_port, m.protocol.as_str());
+        let addr = format!(
+            "{}:{}",
+            m.host_ip.as_deref().unwrap_or("0.0.0.0"),
+            m.host_port
+        );
+        match &wanted {
+            Some(w) if *w == key => lines.push(addr),
+            Some(_) => {}
+            None => lines.push(format!("{key} -> {addr}")),
+        }
+    }
+    if let (Some(w), true) = (&wanted, lines.is_empty()) {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "Error: No public port '{w}' published for {}",
+                args.container
+            ),
+        });
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TopArgs {
+    /// CONTAINER
+    pub container: String,
+    /// ps options (default -ef).
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    pub ps_args: Vec<String>,
+}
+
+pub fn top(app: &App, args: TopArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    let r = engine.find(&args.container).map_err(daemon)?;
+    let pids = engine.processes(&r).map_err(daemon)?;
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args.clone()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(|e| Failure::usage(format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "Error response from daemon: ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Failure {
+            code: 1,
+            message: "Error response from daemon: Couldn't find PID field in ps output".into(),
+        })?;
+    let mut rows = vec![header
+        .split_whitespace()
+        .map(String::from)
+        .collect::<Vec<_>>()];
+    let columns = rows[0].len();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pids.contains(&pid) {
+            // The last column (the command) keeps its spaces.
+            let mut row: Vec<String> = fields[..columns.saturating_sub(1).min(fields.len())]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            row.push(fields[row.len()..].join(" "));
+            rows.push(row);
+        }
+    }
+    crate::format::print_table(&rows);
+    Ok(())
+}

@@ -3,7 +3,8 @@
 # are present, so repeated runs stay fast and work offline).
 set -euo pipefail
 PACKAGES=(docker-registry mmdebstrap busybox-static skopeo podman apache2-utils zstd attr curl
-          openssl ca-certificates util-linux gzip tar python3 libseccomp-dev pkg-config iproute2 nftables)
+          openssl ca-certificates util-linux gzip tar python3 libseccomp-dev pkg-config iproute2 nftables
+          tini procps)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

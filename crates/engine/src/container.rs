@@ -311,9 +311,9 @@ impl Engine {
         let _lock = self.lock()?;
         let mut record = self.find(name_or_id)?;
         if record.name == new_name {
-            return Err(Error::Invalid(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(Error::Invalid(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
         if let Some(c) = self.list()?.iter().find(|c| c.name == new_name) {
             return Err(Error::NameConflict {

@@ -1,0 +1,579 @@
+//! Containers beyond `run`: create/start/attach, exec, pause, top, port, rename, prune,
+//! inspect, volumes and binds, restart policies, and the security and resource flags.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::Berth;
+
+fn busybox() -> Berth {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    b
+}
+
+fn inspect(b: &Berth, name: &str) -> Value {
+    let v: Value = serde_json::from_str(b.run(&["inspect", name]).ok()).unwrap();
+    v[0].clone()
+}
+
+fn curl(url: &str) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn create_start_attach_rename_and_prune() {
+    let b = busybox();
+    let id = b
+        .run(&[
+            "create",
+            "--name",
+            "job",
+            "-e",
+            "WHO=berth",
+            "-l",
+            "team=infra",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello $WHO; echo oops >&2; exit 3",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(
+        b.run(&["ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Labels}}"])
+            .ok(),
+        "job Created team=infra\n"
+    );
+    let v = inspect(&b, "job");
+    assert_eq!(v["State"]["Status"], "created");
+    assert_eq!(v["Name"], "/job");
+    assert_eq!(v["Config"]["Labels"]["team"], "infra");
+    // start -a streams the output, keeping stdout and stderr apart, and exits with the code.
+    let run = b.run(&["start", "-a", "job"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stdout, "hello berth\n");
+    assert_eq!(run.stderr, "oops\n");
+    assert_eq!(inspect(&b, "job")["State"]["ExitCode"], 3);
+    // A second start runs it again and appends to the same log.
+    assert_eq!(b.run(&["start", "job"]).ok(), "job\n");
+    assert_eq!(b.run(&["wait", "job"]).ok(), "3\n");
+    assert_eq!(b.run(&["logs", "job"]).stdout, "hello berth\nhello berth\n");
+    b.run(&["rename", "job", "task"]).ok();
+    b.run(&["inspect", "job"])
+        .fails(1, &["No such object: job"]);
+    b.run(&["create", "--name", "other", "busybox", "true"])
+        .ok();
+    b.run(&["rename", "other", "task"])
+        .fails(1, &["Conflict", "\"/task\" is already in use"]);
+    b.run(&["rename", "other", "a/b"])
+        .fails(1, &["Invalid container name (a/b)"]);
+    b.run(&["run", "-d", "--name", "alive", "busybox", "sleep", "300"])
+        .ok();
+    let pruned = b.run(&["container", "prune", "-f"]);
+    assert!(
+        pruned.ok().starts_with("Deleted Containers:\n"),
+        "{}",
+        pruned.stdout
+    );
+    assert!(pruned.stdout.contains(&id));
+    assert_eq!(
+        b.run(&["container", "ls", "-a", "--format", "{{.Names}}"])
+            .ok(),
+        "alive\n"
+    );
+    b.run(&["start", "nosuch"])
+        .fails(1, &["No such container: nosuch"]);
+    b.run(&["rm", "-f", "alive"]).ok();
+}
+
+#[test]
+fn exec_port_top_pause() {
+    let b = busybox();
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1::8080",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo '[1,2,3]' > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ])
+    .ok();
+    // `-p 127.0.0.1::8080` picks a free host port, as Docker does.
+    let port = b.run(&["port", "web", "8080"]);
+    let addr = port.ok().trim().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert_eq!(
+        b.run(&["port", "web"]).ok(),
+        format!("8080/tcp -> {addr}\n")
+    );
+    let mut answer = None;
+    for _ in 0..50 {
+        answer = curl(&format!("http://{addr}/"));
+        if answer.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answer.as_deref(), Some("[1,2,3]\n"));
+    let v = inspect(&b, "web");
+    let host_port = addr.rsplit(':').next().unwrap();
+    assert_eq!(
+        v["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"],
+        host_port
+    );
+    // exec: the container's environment and working directory, plus -e, -w and -u.
+    assert_eq!(
+        b.run(&["exec", "web", "sh", "-c", "echo $A $B $(pwd) $(id -u)"])
+            .ok(),
+        "1 /tmp 0\n"
+    );
+    assert_eq!(
+        b.run(&[
+            "exec",
+            "-e",
+            "B=2",
+            "-w",
+            "/www",
+            "-u",
+            "nobody",
+            "web",
+            "sh",
+            "-c",
+            "echo $A $B $(pwd) $(id -un)"
+        ])
+        .ok(),
+        "1 2 /www nobody\n"
+    );
+    assert_eq!(b.run(&["exec", "web", "sh", "-c", "exit 7"]).code, 7);
+    // stdin is passed with -i only.
+    let piped = b.run_with_input(&["exec", "-i", "web", "cat"], b"through stdin");
+    assert_eq!(piped.ok(), "through stdin");
+    b.run(&["exec", "web", "nosuch"])
+        .fails(126, &["executable file not found in $PATH"]);
+    // The exec'd process shares the container's PID namespace: PID 1 is httpd.
+    assert!(b
+        .run(&["exec", "web", "cat", "/proc/1/cmdline"])
+        .ok()
+        .starts_with("httpd"));
+    let top = b.run(&["top", "web"]);
+    assert!(
+        top.ok().lines().next().unwrap().contains("PID"),
+        "{}",
+        top.stdout
+    );
+    assert!(top.stdout.contains("httpd -f -p 8080"), "{}", top.stdout);
+    b.run(&["pause", "web"]).ok();
+    assert_eq!(b.run(&["ps", "--format", "{{.State}}"]).ok(), "paused\n");
+    assert!(b.run(&["ps"]).ok().contains("(Paused)"));
+    b.run(&["exec", "web", "true"]).fails(1, &["is paused"]);
+    b.run(&["pause", "web"]).fails(1, &["already paused"]);
+    b.run(&["unpause", "web"]).ok();
+    assert_eq!(b.run(&["exec", "web", "echo", "back"]).ok(), "back\n");
+    b.run(&["stop", "-t", "1", "web"]).ok();
+    b.run(&["exec", "web", "true"])
+        .fails(1, &["is not running"]);
+    b.run(&["port", "web", "8080"])
+        .fails(1, &["No public port '8080/tcp'"]);
+    b.run(&["rm", "web"]).ok();
+}
+
+#[test]
+fn volumes_binds_tmpfs_and_read_only() {
+    let b = busybox();
+    // A named volume's first mount copies in what the image has there.
+    b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "tools:/bin",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /bin/note",
+    ])
+    .ok();
+    let listing = b.run(&["run", "--rm", "-v", "tools:/d", "busybox", "ls", "/d"]);
+    assert!(listing.ok().contains("busybox"), "{}", listing.stdout);
+    assert!(listing.stdout.contains("note"));
+    assert_eq!(b.run(&["volume", "ls", "-q"]).ok(), "tools\n");
+    let v: Value = serde_json::from_str(b.run(&["volume", "inspect", "tools"]).ok()).unwrap();
+    let mountpoint = v[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{mountpoint}/note")).unwrap(),
+        "mine\n"
+    );
+    // In use by a container (even stopped): refused.
+    b.run(&[
+        "create", "--name", "user", "-v", "tools:/t", "busybox", "true",
+    ])
+    .ok();
+    b.run(&["volume", "rm", "tools"])
+        .fails(1, &["volume is in use"]);
+    b.run(&["rm", "user"]).ok();
+    assert_eq!(b.run(&["volume", "rm", "tools"]).ok(), "tools\n");
+    b.run(&["volume", "inspect", "tools"])
+        .fails(1, &["no such volume"]);
+    // Bind mounts, read-only.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let spec = format!("{}:/h:ro", host.path().display());
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/in; touch /h/new",
+    ]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "from host\n");
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "{}",
+        out.stderr
+    );
+    assert!(!host.path().join("new").exists());
+    let spec = format!("{}:/h", host.path().display());
+    b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "echo back > /h/out",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out")).unwrap(),
+        "back\n"
+    );
+    // Anonymous volumes go with `rm -v`.
+    b.run(&[
+        "run", "--name", "anon", "-v", "/data", "busybox", "touch", "/data/x",
+    ])
+    .ok();
+    let anon = b.run(&["volume", "ls", "-q"]).ok().trim().to_string();
+    assert_eq!(anon.len(), 64, "{anon}");
+    b.run(&["rm", "-v", "anon"]).ok();
+    assert_eq!(b.run(&["volume", "ls", "-q"]).ok(), "");
+    // --read-only with a writable --tmpfs.
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /scratch/ok && echo ok; touch /nope",
+    ]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "ok\n");
+    assert!(out.stderr.contains("Read-only file system"));
+    b.run(&["volume", "create", "--label", "a=b", "named"]).ok();
+    assert_eq!(
+        b.run(&[
+            "volume",
+            "ls",
+            "--filter",
+            "label=a=b",
+            "--format",
+            "{{.Name}} {{.Labels}}"
+        ])
+        .ok(),
+        "named a=b\n"
+    );
+    let pruned = b.run(&["volume", "prune", "-f", "-a"]);
+    assert!(pruned.ok().contains("named"), "{}", pruned.stdout);
+    // Bad specifications: Docker's words, exit 125, nothing made.
+    b.run(&["run", "--rm", "-v", "data:relative", "busybox", "true"])
+        .fails(
+            125,
+            &[
+                "invalid volume specification",
+                "mount path must be absolute",
+            ],
+        );
+    b.run(&["run", "--rm", "-v", "/a:/b:bogus", "busybox", "true"])
+        .fails(125, &["unknown option 'bogus'"]);
+    b.run(&["run", "--rm", "--tmpfs", "rel", "busybox", "true"])
+        .fails(125, &["invalid tmpfs specification"]);
+    b.run(&["volume", "create", "bad name"])
+        .fails(1, &["includes invalid characters for a local volume name"]);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}
+
+/// The container's cgroup file `file` of controller `v1` (cgroup v1) or the unified tree.
+fn cgroup_value(id: &str, v1: &str, file_v1: &str, file_v2: &str) -> String {
+    let v2 = format!("/sys/fs/cgroup/berth/{id}/{file_v2}");
+    let v1 = format!("/sys/fs/cgroup/{v1}/berth/{id}/{file_v1}");
+    std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap_or_else(|_| panic!("neither {v1} nor {v2}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn security_and_resource_flags() {
+    let b = busybox();
+    let caps = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend([
+            "busybox",
+            "grep",
+            "-E",
+            "^(CapEff|Seccomp|NoNewPrivs):",
+            "/proc/self/status",
+        ]);
+        b.run(&a).ok().to_string()
+    };
+    // NET_ADMIN is bit 12 (0x1000); CHOWN bit 0.
+    assert!(caps(&[
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "net_admin",
+        "--cap-add",
+        "CAP_CHOWN"
+    ])
+    .contains("CapEff:\t0000000000001001"));
+    let default = caps(&[]);
+    assert!(default.contains("CapEff:\t00000000a80425fb"), "{default}");
+    assert!(default.contains("Seccomp:\t2") && default.contains("NoNewPrivs:\t0"));
+    assert!(caps(&["--cap-drop", "NET_RAW"]).contains("CapEff:\t00000000a80405fb"));
+    assert!(caps(&["--security-opt", "no-new-privileges"]).contains("NoNewPrivs:\t1"));
+    let privileged = caps(&["--privileged"]);
+    assert!(privileged.contains("Seccomp:\t0"), "{privileged}");
+    assert!(!privileged.contains("a80425fb"));
+    b.run(&["run", "--rm", "--cap-add", "bogus", "busybox", "true"])
+        .fails(125, &["unknown capability: \"CAP_BOGUS\""]);
+    assert_eq!(
+        b.run(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=512:1024",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ])
+        .ok(),
+        "512\n1024\n"
+    );
+    b.run(&["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"])
+        .fails(125, &["invalid ulimit type: bogus"]);
+    // Limits land in the container's cgroup (v1 here, v2 on most users' machines).
+    let id = b
+        .run(&[
+            "run",
+            "-d",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "--cpu-shares",
+            "512",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(
+        cgroup_value(&id, "memory", "memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    assert_eq!(cgroup_value(&id, "pids", "pids.max", "pids.max"), "50");
+    let quota = cgroup_value(&id, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    let v = inspect(&b, &id);
+    assert_eq!(v["HostConfig"]["Memory"], 67108864);
+    assert_eq!(v["HostConfig"]["NanoCpus"], 500000000);
+    assert_eq!(v["HostConfig"]["PidsLimit"], 50);
+    // A fork bomb stops at the pids limit.
+    b.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for i in $(seq 80); do sleep 30 >/dev/null 2>&1 & done 2>/dev/null; true",
+    ]);
+    let n: u32 = cgroup_value(&id, "pids", "pids.current", "pids.current")
+        .parse()
+        .unwrap();
+    assert!((40..=50).contains(&n), "{n} processes under a limit of 50");
+    b.run(&["rm", "-f", &id]).ok();
+    b.run(&["run", "--rm", "-m", "1k", "busybox", "true"])
+        .fails(125, &["Minimum memory limit allowed is 6MB"]);
+    b.run(&["run", "--rm", "--cpus", "99", "busybox", "true"])
+        .fails(125, &["Range of CPUs is from 0.01 to"]);
+    b.run(&["run", "--rm", "--memory-swap", "1g", "busybox", "true"])
+        .fails(
+            125,
+            &["You should always set the Memory limit when using Memoryswap limit"],
+        );
+    b.run(&["run", "--rm", "--restart", "always", "busybox", "true"])
+        .fails(125, &["Conflicting options: --restart and --rm"]);
+    b.run(&["run", "--restart", "sometimes", "busybox", "true"])
+        .fails(125, &["invalid restart policy"]);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}
+
+#[test]
+fn restart_policies() {
+    let b = busybox();
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo try; exit 1",
+    ])
+    .ok();
+    let mut v = inspect(&b, "flaky");
+    for _ in 0..100 {
+        if v["State"]["Status"] == "exited" && v["RestartCount"] == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        v = inspect(&b, "flaky");
+    }
+    assert_eq!(v["RestartCount"], 2, "{v}");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 1);
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(b.run(&["logs", "flaky"]).stdout, "try\ntry\ntry\n");
+    // `always` restarts a container that exits 0, until the user stops it.
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "0.1",
+    ])
+    .ok();
+    let mut count = 0;
+    for _ in 0..100 {
+        count = inspect(&b, "loop")["RestartCount"].as_u64().unwrap();
+        if count >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(count >= 2, "restarted {count} times");
+    b.run(&["stop", "loop"]).ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let v = inspect(&b, "loop");
+    assert_eq!(v["State"]["Status"], "exited");
+    let after = v["RestartCount"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&b, "loop")["RestartCount"].as_u64().unwrap(), after);
+    // start clears the stop: the policy applies again.
+    b.run(&["start", "loop"]).ok();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(inspect(&b, "loop")["RestartCount"].as_u64().unwrap() >= 1);
+    b.run(&["rm", "-f", "loop", "flaky"]).ok();
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}
+
+#[test]
+fn init_hosts_env_file_and_publish_all() {
+    let b = busybox();
+    assert!(b
+        .run(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"])
+        .ok()
+        .starts_with("/sbin/docker-init"));
+    let hosts = b.run(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.ok().contains("10.1.2.3\tdb\n"), "{}", hosts.stdout);
+    assert!(hosts.stdout.contains("10.89.0.1\tgw\n"), "{}", hosts.stdout);
+    b.run(&["run", "--rm", "--add-host", "db:nope", "busybox", "true"])
+        .fails(125, &["invalid IP address in add-host"]);
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nA=1\n\nFROM_HOST\n").unwrap();
+    let out = b
+        .cmd(&[
+            "run",
+            "--rm",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $FROM_HOST",
+        ])
+        .env("FROM_HOST", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 yes\n");
+    b.run(&[
+        "run",
+        "--rm",
+        "--env-file",
+        "/nonexistent",
+        "busybox",
+        "true",
+    ])
+    .fails(125, &["/nonexistent"]);
+    // -P publishes what the image exposes; busybox exposes nothing, so a -p without a host
+    // port is what gets a random one.
+    b.run(&[
+        "run", "-d", "--name", "pp", "-P", "-p", "9000", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let mapping = b.run(&["port", "pp"]);
+    assert!(
+        mapping.ok().starts_with("9000/tcp -> 0.0.0.0:"),
+        "{}",
+        mapping.stdout
+    );
+    b.run(&["rm", "-f", "pp"]).ok();
+}

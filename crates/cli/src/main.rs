@@ -76,7 +76,7 @@ enum Command {
     /// Start one or more stopped containers.
     Start(lifecycle::StartArgs),
     /// Restart one or more containers.
-    Restart(lifecycle::RestartArgs),
+    Restart(lifecycle::StopArgs),
     /// Attach to a running container's output.
     Attach(lifecycle::AttachArgs),
     /// Execute a command in a running container.
@@ -128,7 +128,7 @@ enum ContainerCommand {
     /// Stop one or more running containers.
     Stop(lifecycle::StopArgs),
     /// Restart one or more containers.
-    Restart(lifecycle::RestartArgs),
+    Restart(lifecycle::StopArgs),
     /// Kill one or more running containers.
     Kill(lifecycle::KillArgs),
     /// Remove one or more containers.
@@ -176,7 +176,7 @@ enum ImageCommand {
     #[command(alias = "remove")]
     Rm(image::RmiArgs),
     /// Display detailed information on one or more images.
-    Inspect(image::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Show the history of an image.
     History(image::HistoryArgs),
     /// Remove unused images.
@@ -242,9 +242,11 @@ fn main() -> ExitCode {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => image::images(&app, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => image::tag(&app, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => image::rmi(&app, a),
-        Command::Image(ImageCommand::Inspect(a)) => image::inspect(&app, a),
-        Command::Inspect(a) => inspect::inspect(&app, a, false),
-        Command::Container(ContainerCommand::Inspect(a)) => inspect::inspect(&app, a, true),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::inspect(&app, a, Some("image")),
+        Command::Inspect(a) => inspect::inspect(&app, a, None),
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            inspect::inspect(&app, a, Some("container"))
+        }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => image::history(&app, a),
         Command::Image(ImageCommand::Prune(a)) => image::prune(&app, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(&app, a),

@@ -29,6 +29,8 @@ pub struct ExecOptions {
     pub interactive: bool,
     /// `-d`: start it and return at once.
     pub detach: bool,
+    /// `-t`: a pseudo-terminal, proxied to the caller's terminal.
+    pub tty: bool,
 }
 
 /// Why an exec could not start, with the exit code `docker exec` gives (126, as Docker does
@@ -81,6 +83,9 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
         for e in &options.env {
             let key = e.split('=').next().unwrap_or_default();
             env.retain(|x| x.split('=').next() != Some(key));
@@ -104,7 +109,7 @@ impl Engine {
             .to_string();
         check_executable(&layout.rootfs, &options.cmd[0], &path, &cwd).map_err(exec_failed)?;
         let mut exec_process = json!({
-            "terminal": false,
+            "terminal": options.tty,
             "user": user,
             "args": options.cmd,
             "env": env,
@@ -115,10 +120,15 @@ impl Engine {
         if process.get("noNewPrivileges").is_some() {
             exec_process["noNewPrivileges"] = process["noNewPrivileges"].clone();
         }
-        let file = tempfile_in(&dir)?;
+        let (file, name) = tempfile_in(&dir)?;
+        let console = if options.tty {
+            Some(crate::tty::ConsoleSocket::bind(&self.runroot, &name)?)
+        } else {
+            None
+        };
         std::fs::write(&file, exec_process.to_string())
             .map_err(Error::io(format!("writing {}", file.display())))?;
-        let stdin = if options.interactive {
+        let stdin = if options.interactive || options.tty {
             None
         } else {
             Some(
@@ -134,24 +144,42 @@ impl Engine {
             &file,
             berth_runtime::Stdio {
                 stdin,
+                console: console.as_ref().map(|c| c.path().to_path_buf()),
                 ..Default::default()
             },
         );
         let _ = std::fs::remove_file(&file);
         let pid = started.map_err(|e| exec_failed(e.into()))?;
+        // The runtime sent the pty while starting the process: it is in the backlog.
+        let master = match &console {
+            Some(c) => c.receive(|| true)?,
+            None => None,
+        };
+        drop(console);
         if options.detach {
             return Ok(0);
         }
         proxy.forward_to(pid);
+        if let Some(master) = master {
+            let raw = if options.interactive {
+                crate::tty::RawTerminal::enter().ok()
+            } else {
+                None
+            };
+            let proxied = crate::tty::proxy(master, options.interactive);
+            drop(raw);
+            proxied?;
+        }
         Ok(berth_runtime::wait_pid(pid)?)
     }
 }
 
-/// A fresh file name in `dir` for one exec's process description.
-fn tempfile_in(dir: &std::path::Path) -> Result<std::path::PathBuf, Error> {
+/// A fresh file name in `dir` for one exec's process description, and its random part.
+fn tempfile_in(dir: &std::path::Path) -> Result<(std::path::PathBuf, String), Error> {
     let mut bytes = [0u8; 8];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(Error::io("reading /dev/urandom"))?;
-    Ok(dir.join(format!(".exec-{}.json", hex::encode(bytes))))
+    let name = format!("exec-{}", hex::encode(bytes));
+    Ok((dir.join(format!(".{name}.json")), name))
 }

@@ -38,6 +38,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
+pub mod tty;
 pub mod user;
 pub mod volume;
 

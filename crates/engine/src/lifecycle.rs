@@ -48,7 +48,14 @@ impl Engine {
     /// Starts the monitor of a created or exited container: a fresh re-exec of this binary
     /// (`container-monitor`), so the runtime clones from a single-threaded process whatever
     /// the caller is (CLI with registry threads, API server). Returns the monitor process.
-    pub fn spawn_monitor(&self, id: &str, attach: Attach) -> Result<Child, Error> {
+    ///
+    /// `console`: where the caller waits for the pty master of a foreground `-t` container.
+    pub fn spawn_monitor(
+        &self,
+        id: &str,
+        attach: Attach,
+        console: Option<&std::path::Path>,
+    ) -> Result<Child, Error> {
         use std::os::unix::process::CommandExt;
         self.mark(id, STOP_REQUESTED, false);
         let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
@@ -59,6 +66,9 @@ impl Engine {
             .arg("--runroot")
             .arg(&self.runroot)
             .arg("container-monitor");
+        if let Some(c) = console {
+            monitor.arg("--console-socket").arg(c);
+        }
         if attach == Attach::Detached {
             monitor
                 .arg("--detached")
@@ -88,7 +98,7 @@ impl Engine {
             r.error = None;
             r.restart_count = 0;
         })?;
-        let mut child = self.spawn_monitor(id, Attach::Detached)?;
+        let mut child = self.spawn_monitor(id, Attach::Detached, None)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.load(id)?;

@@ -7,6 +7,7 @@
 //! [`Engine::update`], so a concurrent `rename` is not lost). In the foreground it uses the
 //! CLI's stdio; detached, it copies the container's output into the json-file log.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use berth_runtime::Stdio;
@@ -34,8 +35,10 @@ pub enum Streams {
 /// When the restart policy says so, the monitor does not loop: it re-executes itself, so the
 /// runtime's `clone3` again happens in a single-threaded process (log copiers and the signal
 /// proxy are threads), with the same PID, which the record names.
-pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
-    match run_container(engine, id, streams) {
+///
+/// `console` is where the CLI waits for the pty master of a foreground `-t` container.
+pub fn run(engine: &Engine, id: &str, streams: Streams, console: Option<&Path>) -> i32 {
+    match run_container(engine, id, streams, console) {
         Ok(Outcome::Exited(code)) => code,
         Ok(Outcome::Restart(delay)) => {
             use std::os::unix::process::CommandExt;
@@ -87,7 +90,12 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome, Error> {
+fn run_container(
+    engine: &Engine,
+    id: &str,
+    streams: Streams,
+    console: Option<&Path>,
+) -> Result<Outcome, Error> {
     let mut record = engine.load(id)?;
     let info = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
@@ -101,7 +109,13 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         r.error = None;
     })?;
     let started = std::time::Instant::now();
-    let result = prepare_and_run(engine, &mut record, &info.config, &layout, streams);
+    let result = prepare_and_run(
+        engine,
+        &mut record,
+        &info.config,
+        &layout,
+        (streams, console),
+    );
     // Whatever happened, the mount goes and the record says how it ended.
     let unmounted = layout.unmount();
     let code = match &result {
@@ -169,7 +183,7 @@ fn prepare_and_run(
     record: &mut crate::ContainerRecord,
     config: &oci_spec::image::ImageConfiguration,
     layout: &Layout,
-    streams: Streams,
+    streams: (Streams, Option<&Path>),
 ) -> Result<i32, Error> {
     let options = &record.options;
     let image = config.config().clone().unwrap_or_default();
@@ -299,7 +313,7 @@ fn start_and_wait(
     engine: &Engine,
     record: &mut crate::ContainerRecord,
     layout: &Layout,
-    streams: Streams,
+    (streams, console): (Streams, Option<&Path>),
     process: &Process,
     attached: Option<&berth_network::Attached>,
 ) -> Result<i32, Error> {
@@ -352,26 +366,83 @@ fn start_and_wait(
         Streams::Log => None,
     };
     let mut copiers = Vec::new();
-    let running = match streams {
-        Streams::Inherit => runtime.start(&record.id, &layout.bundle, Stdio::default())?,
-        Streams::Log => {
-            let log_path = engine.log_path(&record.id);
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(Error::io(format!("opening {}", log_path.display())))?;
-            let log = Arc::new(Mutex::new(log));
-            let (out_r, out_w) = std::io::pipe().map_err(Error::io("making the stdout pipe"))?;
-            let (err_r, err_w) = std::io::pipe().map_err(Error::io("making the stderr pipe"))?;
-            let null = std::fs::File::open("/dev/null").map_err(Error::io("opening /dev/null"))?;
+    let open_log = || -> Result<Arc<Mutex<std::fs::File>>, Error> {
+        let log_path = engine.log_path(&record.id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(Error::io(format!("opening {}", log_path.display())))?;
+        Ok(Arc::new(Mutex::new(log)))
+    };
+    let null = || -> Result<std::os::fd::OwnedFd, Error> {
+        Ok(std::fs::File::open("/dev/null")
+            .map_err(Error::io("opening /dev/null"))?
+            .into())
+    };
+    let running = match (streams, options.tty) {
+        (Streams::Inherit, true) => {
+            let console = console.ok_or_else(|| {
+                Error::Invalid("a foreground -t container needs a console socket".into())
+            })?;
+            runtime.start(
+                &record.id,
+                &layout.bundle,
+                Stdio {
+                    console: Some(console.to_path_buf()),
+                    ..Default::default()
+                },
+            )?
+        }
+        (Streams::Inherit, false) => {
+            // Without -i the container reads nothing, as with Docker (`run busybox cat` ends).
+            let stdin = if options.interactive {
+                None
+            } else {
+                Some(null()?)
+            };
+            runtime.start(
+                &record.id,
+                &layout.bundle,
+                Stdio {
+                    stdin,
+                    ..Default::default()
+                },
+            )?
+        }
+        (Streams::Log, true) => {
+            // The runtime sends the pty while it creates the container; it waits in the
+            // socket's backlog until we accept.
+            let socket = crate::tty::ConsoleSocket::bind(&engine.runroot, &record.id[..12])?;
             let running = runtime.start(
                 &record.id,
                 &layout.bundle,
                 Stdio {
-                    stdin: Some(null.into()),
+                    console: Some(socket.path().to_path_buf()),
+                    ..Default::default()
+                },
+            )?;
+            let master = socket
+                .receive(|| true)?
+                .ok_or_else(|| Error::Invalid("the runtime sent no pty".into()))?;
+            let log = open_log()?;
+            copiers.push(std::thread::spawn(move || {
+                copy_stream(std::fs::File::from(master), "stdout", log)
+            }));
+            running
+        }
+        (Streams::Log, false) => {
+            let log = open_log()?;
+            let (out_r, out_w) = std::io::pipe().map_err(Error::io("making the stdout pipe"))?;
+            let (err_r, err_w) = std::io::pipe().map_err(Error::io("making the stderr pipe"))?;
+            let running = runtime.start(
+                &record.id,
+                &layout.bundle,
+                Stdio {
+                    stdin: Some(null()?),
                     stdout: Some(out_w.into()),
                     stderr: Some(err_w.into()),
+                    console: None,
                 },
             )?;
             // Threads only now: the runtime's clone3 is behind us.

@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub init: bool,
     /// `-i`: keep stdin open.
     pub interactive: bool,
+    /// `-t`: give the container a pseudo-terminal.
+    pub tty: bool,
 }
 
 /// One `-v` entry.

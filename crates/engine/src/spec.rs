@@ -117,6 +117,9 @@ pub fn environment(
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
+    if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     env
 }
 
@@ -240,7 +243,7 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
         .collect();
     let cgroups_path = format!("/berth/{}", inputs.id);
     let mut process = json!({
-        "terminal": false,
+        "terminal": options.tty,
         "user": {
             "uid": inputs.user.uid,
             "gid": inputs.user.gid,

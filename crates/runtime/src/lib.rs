@@ -60,6 +60,9 @@ pub struct Stdio {
     pub stdout: Option<OwnedFd>,
     /// Standard error.
     pub stderr: Option<OwnedFd>,
+    /// With `process.terminal`: the unix socket the runtime sends the pty master to (runc's
+    /// `--console-socket`); the three streams are then the pty's.
+    pub console: Option<PathBuf>,
 }
 
 /// Runs OCI bundles, keeping per-container runtime state under `state_root`.
@@ -92,12 +95,18 @@ impl Runtime {
         Runtime { state_root }
     }
 
-    /// Creates and starts the container of `bundle`. Must be called from a single-threaded
-    /// process (threads may be started once this returns).
-    pub fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Running, Error> {
+    /// libcontainer's builder for container `id`, with its state under our root and the
+    /// given streams.
+    fn builder(
+        &self,
+        id: &str,
+        stage: &'static str,
+        stdio: Stdio,
+    ) -> Result<ContainerBuilder, Error> {
         let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
-            .map_err(runtime_error(id, "create"))?;
+            .map_err(runtime_error(id, stage))?
+            .with_console_socket(stdio.console.as_deref());
         if let Some(fd) = stdio.stdin {
             builder = builder.with_stdin(fd);
         }
@@ -107,10 +116,19 @@ impl Runtime {
         if let Some(fd) = stdio.stderr {
             builder = builder.with_stderr(fd);
         }
-        let mut container = builder
+        Ok(builder)
+    }
+
+    /// Creates and starts the container of `bundle`. Must be called from a single-threaded
+    /// process (threads may be started once this returns).
+    pub fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Running, Error> {
+        let console = stdio.console.is_some();
+        let mut container = self
+            .builder(id, "create", stdio)?
             .as_init(bundle)
             .with_systemd(false)
-            .with_detach(false)
+            // libcontainer insists on "detached" exactly when a console socket is given.
+            .with_detach(console)
             .build()
             .map_err(runtime_error(id, "create"))?;
         if let Err(e) = container.start() {
@@ -128,22 +146,12 @@ impl Runtime {
     /// host PID, a child of this process, for [`wait_pid`]. Must be called from a
     /// single-threaded process, like [`Runtime::start`].
     pub fn exec(&self, id: &str, process: &Path, stdio: Stdio) -> Result<i32, Error> {
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
-            .with_root_path(&self.state_root)
-            .map_err(runtime_error(id, "exec"))?;
-        if let Some(fd) = stdio.stdin {
-            builder = builder.with_stdin(fd);
-        }
-        if let Some(fd) = stdio.stdout {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = stdio.stderr {
-            builder = builder.with_stderr(fd);
-        }
-        let pid = builder
+        let console = stdio.console.is_some();
+        let pid = self
+            .builder(id, "exec", stdio)?
             .as_tenant()
             .with_process(Some(process))
-            .with_detach(false)
+            .with_detach(console)
             .build()
             .map_err(runtime_error(id, "exec"))?;
         Ok(pid.as_raw())

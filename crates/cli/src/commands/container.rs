@@ -117,7 +117,7 @@ pub struct CreateArgs {
     /// Keep STDIN open even if not attached.
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet).
+    /// Allocate a pseudo-TTY.
     #[arg(short, long)]
     pub tty: bool,
     /// IMAGE [COMMAND] [ARG...]
@@ -168,11 +168,6 @@ fn read_lines(path: &str, what: &str) -> Result<String, Failure> {
 /// Translates `create`/`run` flags into the engine's options.
 fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> {
     let bad = |e| flag_failure(command, e);
-    if args.tty {
-        return Err(run_failure(
-            "-t is not supported yet; run without a pseudo-terminal".into(),
-        ));
-    }
     if let Some(n) = args
         .network
         .as_deref()
@@ -321,6 +316,7 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
         restart,
         init: args.init,
         interactive: args.interactive,
+        tty: args.tty,
     })
 }
 
@@ -357,6 +353,13 @@ pub fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
 
 pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     let options = run_options(&args.create, "run")?;
+    if options.tty && options.interactive && !args.detach && !berth_engine::tty::stdin_is_terminal()
+    {
+        return Err(Failure {
+            code: 1,
+            message: "the input device is not a TTY".into(),
+        });
+    }
     let engine = open_engine(app)?;
     let id = create_container(app, &engine, &options)?;
     if args.detach {
@@ -366,14 +369,39 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
     }
     // The monitor is a fresh process: the runtime must start containers from a
     // single-threaded one, and the CLI may have threads (the pull above).
+    let console = if options.tty {
+        Some(
+            berth_engine::tty::ConsoleSocket::bind(&app.global.runroot, &id[..12])
+                .map_err(daemon_failure)?,
+        )
+    } else {
+        None
+    };
     let mut child = engine
-        .spawn_monitor(&id, Attach::Foreground)
+        .spawn_monitor(&id, Attach::Foreground, console.as_ref().map(|c| c.path()))
         .map_err(daemon_failure)?;
     // Straight to the container's init once it runs: the monitor is busy starting it.
     let (root, container) = (app.global.root.clone(), id.clone());
     berth_engine::signals::install()
         .map_err(|e| run_failure(format!("installing signal forwarding: {e}")))?
         .forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
+    if let Some(console) = console {
+        // The pty arrives unless the monitor fails first (it then prints why).
+        let master = console
+            .receive(|| matches!(child.try_wait(), Ok(Some(_))))
+            .map_err(daemon_failure)?;
+        drop(console);
+        if let Some(master) = master {
+            let raw = if options.interactive {
+                berth_engine::tty::RawTerminal::enter().ok()
+            } else {
+                None
+            };
+            let proxied = berth_engine::tty::proxy(master, options.interactive);
+            drop(raw);
+            proxied.map_err(daemon_failure)?;
+        }
+    }
     let status = child
         .wait()
         .map_err(|e| run_failure(format!("waiting for the container monitor: {e}")))?;
@@ -397,6 +425,9 @@ pub struct MonitorArgs {
     /// Send the container's output to its log instead of this process's stdio.
     #[arg(long)]
     pub detached: bool,
+    /// Where the CLI waits for the pty of a foreground `-t` container.
+    #[arg(long)]
+    pub console_socket: Option<std::path::PathBuf>,
     /// Container ID.
     pub id: String,
 }
@@ -409,6 +440,7 @@ pub fn monitor(app: &App, args: MonitorArgs) -> Result<(), Failure> {
     } else {
         Streams::Inherit
     };
-    let code = berth_engine::monitor::run(&engine, &args.id, streams);
+    let code =
+        berth_engine::monitor::run(&engine, &args.id, streams, args.console_socket.as_deref());
     std::process::exit(code);
 }

@@ -343,22 +343,6 @@ pub fn rmi(app: &App, args: RmiArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-#[derive(Args)]
-pub struct InspectArgs {
-    /// IMAGE...
-    #[arg(required = true)]
-    pub names: Vec<String>,
-    /// Format output using a custom template.
-    #[arg(short, long)]
-    pub format: Option<String>,
-    /// Only images (the only kind berth inspects yet).
-    #[arg(long = "type")]
-    pub kind: Option<String>,
-    /// Display total file sizes (ignored for images).
-    #[arg(short, long)]
-    pub size: bool,
-}
-
 /// Docker's container-config defaults, so `inspect` shows every field Docker shows.
 fn container_config(raw: Option<&Value>) -> Value {
     let mut c = json!({
@@ -415,46 +399,8 @@ pub fn inspect_value(app: &App, image: &ImageInfo) -> Result<Value, Failure> {
     Ok(v)
 }
 
-pub fn inspect(app: &App, args: InspectArgs) -> Result<(), Failure> {
-    if let Some(k) = args.kind.as_deref().filter(|k| *k != "image") {
-        return Err(Failure::usage(format!(
-            "\"{k}\" is not a valid value for --type; berth inspects images"
-        )));
-    }
-    let store = app.store()?;
-    let mut values = Vec::new();
-    let mut missing = Vec::new();
-    for name in &args.names {
-        match store.lookup(name).and_then(|id| store.info(&id)) {
-            Ok(info) => values.push(inspect_value(app, &info)?),
-            Err(_) => missing.push(name.clone()),
-        }
-    }
-    match &args.format {
-        Some(fmt) => {
-            let t = Template::parse(fmt);
-            for v in &values {
-                println!("{}", t.render(v).map_err(Failure::usage)?);
-            }
-        }
-        None => println!("{}", to_docker_json(&Value::Array(values))),
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure {
-            code: 1,
-            message: missing
-                .iter()
-                .map(|m| format!("Error: No such object: {m}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        })
-    }
-}
-
 /// JSON indented with four spaces, as the Docker CLI prints it.
-fn to_docker_json(v: &Value) -> String {
+pub fn to_docker_json(v: &Value) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);

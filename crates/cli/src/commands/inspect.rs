@@ -37,19 +37,15 @@ pub fn print_values(values: &[Value], format: Option<&str>) -> Result<(), Failur
         }
         None => println!(
             "{}",
-            serde_json::to_string_pretty(values).expect("JSON serialises")
+            crate::commands::image::to_docker_json(&Value::Array(values.to_vec()))
         ),
     }
     Ok(())
 }
 
-/// `inspect` (any object) and `container inspect` (`only_containers`).
-pub fn inspect(app: &App, args: InspectArgs, only_containers: bool) -> Result<(), Failure> {
-    let kind = if only_containers {
-        Some("container")
-    } else {
-        args.kind.as_deref()
-    };
+/// `inspect` (any object; `only` is `None`), `container inspect` and `image inspect`.
+pub fn inspect(app: &App, args: InspectArgs, only: Option<&str>) -> Result<(), Failure> {
+    let kind = only.or(args.kind.as_deref());
     match kind {
         None | Some("container") | Some("image") => {}
         Some(k) => {
@@ -108,7 +104,7 @@ pub struct ExecArgs {
     /// Keep STDIN open even if not attached.
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet).
+    /// Allocate a pseudo-TTY.
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables.
@@ -129,10 +125,11 @@ pub struct ExecArgs {
 }
 
 pub fn exec(app: &App, args: ExecArgs) -> Result<(), Failure> {
-    if args.tty {
-        return Err(Failure::usage(
-            "berth: -t is not supported yet; run exec without a pseudo-terminal",
-        ));
+    if args.tty && args.interactive && !berth_engine::tty::stdin_is_terminal() {
+        return Err(Failure {
+            code: 1,
+            message: "the input device is not a TTY".into(),
+        });
     }
     let lookup = |k: &str| std::env::var(k).ok();
     let mut env = Vec::new();
@@ -156,6 +153,7 @@ pub fn exec(app: &App, args: ExecArgs) -> Result<(), Failure> {
         workdir: args.workdir,
         interactive: args.interactive,
         detach: args.detach,
+        tty: args.tty,
     };
     match engine.exec(&record, &options) {
         Ok(code) => crate::commands::container::exit_with(code),

@@ -423,25 +423,8 @@ pub fn attach(app: &App, args: AttachArgs) -> Result<(), Failure> {
     follow_to_exit(&engine, &r.id, from)
 }
 
-#[derive(Args)]
-pub struct RestartArgs {
-    /// CONTAINER...
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-    /// Seconds to wait before killing the container.
-    #[arg(
-        short = 't',
-        long = "time",
-        alias = "timeout",
-        allow_hyphen_values = true
-    )]
-    pub time: Option<i64>,
-    /// Signal to send to the container.
-    #[arg(short, long)]
-    pub signal: Option<String>,
-}
-
-pub fn restart(app: &App, args: RestartArgs) -> Result<(), Failure> {
+/// `restart`: `stop` (same flags), then start.
+pub fn restart(app: &App, args: StopArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
     each(&args.containers, |n| {
         stop_one(&engine, n, args.signal.as_deref(), args.time)?;

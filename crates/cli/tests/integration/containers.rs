@@ -577,3 +577,85 @@ fn init_hosts_env_file_and_publish_all() {
     );
     b.run(&["rm", "-f", "pp"]).ok();
 }
+
+/// Runs a shell command under `script`, which gives it a terminal of the given size.
+fn in_terminal(b: &Berth, command: &str) -> (i32, String) {
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let out = std::process::Command::new("script")
+        .args([
+            "-eqc",
+            &format!("stty cols 91 rows 23; {berth} {command}"),
+            "/dev/null",
+        ])
+        .env("BERTH_ROOT", b.root())
+        .env("BERTH_CONFIG", b.config_path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn pseudo_terminals() {
+    let b = busybox();
+    // -t alone: a pty for the container, output with the pty's line endings.
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; echo $TERM",
+    ]);
+    assert_eq!(out.ok(), "/dev/pts/0\r\nxterm\r\n");
+    // -it from a terminal: the size follows the caller's, the exit code passes through.
+    let (code, text) = in_terminal(&b, "run --rm -it busybox sh -c 'stty size; exit 4'");
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("23 91"), "{text:?}");
+    // -it without a terminal: Docker's refusal.
+    b.run(&["run", "--rm", "-it", "busybox", "true"])
+        .fails(1, &["the input device is not a TTY"]);
+    // -dt: the terminal's output lands in the log.
+    b.run(&[
+        "run",
+        "-dt",
+        "--name",
+        "tt",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; exec sleep 300",
+    ])
+    .ok();
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = b.run(&["logs", "tt"]).stdout;
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(logs, "/dev/pts/0\r\n");
+    let (code, text) = in_terminal(&b, "exec -it tt sh -c 'tty; stty size; exit 5'");
+    assert_eq!(code, 5, "{text}");
+    assert!(
+        text.contains("/dev/pts/1") && text.contains("23 91"),
+        "{text:?}"
+    );
+    assert_eq!(b.run(&["exec", "-t", "tt", "echo", "hi"]).ok(), "hi\r\n");
+    b.run(&["rm", "-f", "tt"]).ok();
+    // Nothing of the consoles is left behind.
+    let leftover: Vec<_> = std::fs::read_dir("/run/berth/tty")
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftover
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("exec-")),
+        "{leftover:?}"
+    );
+}

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{archive, auth, container, image, inspect, lifecycle, transfer, volume};
+use crate::commands::{
+    archive, auth, container, image, inspect, lifecycle, network, transfer, volume,
+};
 
 /// A daemonless container engine with Docker's command line.
 #[derive(Parser)]
@@ -109,6 +111,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -295,6 +300,7 @@ fn main() -> ExitCode {
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => inspect::top(&app, a),
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&app, a),
         Command::Volume(c) => volume::run(&app, c),
+        Command::Network(c) => network::run(&app, c),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
     };
     match result {

@@ -71,6 +71,9 @@ pub struct ContainerRecord {
     /// How often the restart policy started it again.
     #[serde(default)]
     pub restart_count: u32,
+    /// The networks it is attached to, first one first (its `eth0` and default route).
+    #[serde(default)]
+    pub networks: Vec<crate::networks::NetworkEndpoint>,
     /// Frozen by `pause` (read from a marker file, not stored: the monitor owns the record's
     /// state fields, `pause` must not race it).
     #[serde(skip)]
@@ -78,12 +81,21 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    /// Whether it joins the default bridge network (`--network bridge`, the default).
-    pub fn uses_bridge(&self) -> bool {
-        matches!(
-            self.options.network.as_deref(),
-            None | Some("bridge") | Some("default")
-        )
+    /// The networks it is on; records from before user networks existed name none and
+    /// mean the default bridge unless `--network host|none`.
+    pub fn endpoints(&self) -> Vec<crate::networks::NetworkEndpoint> {
+        if !self.networks.is_empty() {
+            return self.networks.clone();
+        }
+        match self.options.network.as_deref() {
+            None | Some("bridge") | Some("default") => vec![crate::networks::NetworkEndpoint {
+                network: "bridge".into(),
+                aliases: Vec::new(),
+                ifname: "eth0".into(),
+                ip: self.ip.clone(),
+            }],
+            _ => Vec::new(),
+        }
     }
 
     /// Whether it runs: recorded as running and its monitor is alive. A monitor killed with
@@ -226,6 +238,28 @@ impl Engine {
                 }
             }
         }
+        let networks = match options.network.as_deref() {
+            Some("host") | Some("none") => Vec::new(),
+            other => {
+                let name = match other {
+                    None | Some("default") => "bridge",
+                    Some(n) => n,
+                };
+                let def = self.network(name)?;
+                if def.name == "bridge" && !options.network_aliases.is_empty() {
+                    return Err(Error::Invalid(
+                        "network-scoped aliases are only supported for user-defined networks"
+                            .into(),
+                    ));
+                }
+                vec![crate::networks::NetworkEndpoint {
+                    network: def.name,
+                    aliases: options.network_aliases.clone(),
+                    ifname: "eth0".into(),
+                    ip: None,
+                }]
+            }
+        };
         let id = random_id()?;
         let _lock = self.lock()?;
         let existing = self.list()?;
@@ -264,6 +298,7 @@ impl Engine {
             ip: None,
             ports: Vec::new(),
             restart_count: 0,
+            networks,
             paused: false,
         };
         let dir = self.dir(&id);
@@ -483,9 +518,7 @@ impl Engine {
             }
         }
         crate::rootfs::Layout::new(&self.dir(&record.id)).unmount()?;
-        if record.uses_bridge() {
-            self.bridge().teardown(&record.id)?;
-        }
+        self.detach_networks(record)?;
         let _ = std::fs::remove_dir_all(self.runtime_root().join(&record.id));
         let cgroups = Path::new("/sys/fs/cgroup");
         let mut dirs = vec![cgroups.join("berth").join(&record.id)];
@@ -499,6 +532,24 @@ impl Engine {
             let _ = std::fs::remove_dir(d);
         }
         Ok(())
+    }
+
+    /// Takes a container off every network it is on and deletes its namespace; goes on past
+    /// failures and reports the first.
+    pub fn detach_networks(&self, record: &ContainerRecord) -> Result<(), Error> {
+        let mut first = None;
+        for e in record.endpoints() {
+            let bridge = self
+                .network(&e.network)
+                .and_then(|d| self.network_bridge(&d));
+            if let Err(err) = bridge.and_then(|b| Ok(b.teardown(&record.id)?)) {
+                first.get_or_insert(err);
+            }
+        }
+        if let Err(err) = berth_network::remove_namespace(&record.id) {
+            first.get_or_insert(err.into());
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Docker's default bridge network, with its state in this store.
@@ -558,7 +609,7 @@ fn process_state(pid: u32) -> Option<char> {
     (!matches!(state, 'Z' | 'X')).then_some(state)
 }
 
-fn random_id() -> Result<String, Error> {
+pub(crate) fn random_id() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

@@ -31,6 +31,12 @@ pub enum Error {
         /// The container holding it.
         id: String,
     },
+    /// No network has this name or ID.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// Docker refuses this (403): predefined networks, endpoints in use.
+    #[error("{0}")]
+    Forbidden(String),
     /// No volume has this name.
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),

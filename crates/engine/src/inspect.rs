@@ -111,7 +111,6 @@ impl Engine {
             .collect();
         let network_mode = o.network.clone().unwrap_or_else(|| "bridge".into());
         let ip = r.ip.clone().filter(|_| running).unwrap_or_default();
-        let gateway = if ip.is_empty() { "" } else { "10.89.0.1" };
         let hostname = o.hostname.clone().unwrap_or_else(|| r.id[..12].to_string());
         let env = crate::spec::environment_for_inspect(&image, o);
         let (path, args) = r
@@ -126,21 +125,39 @@ impl Engine {
             .map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard}))
             .collect();
         let mut networks = serde_json::Map::new();
-        if network_mode != "none" {
+        for e in r.endpoints() {
+            let def = self.network(&e.network).ok();
+            let ip = e.ip.clone().filter(|_| running).unwrap_or_default();
+            let (gateway, prefix) = match def.as_ref().map(|d| self.network_bridge(d)) {
+                Some(Ok(b)) if !ip.is_empty() => (b.gateway().to_string(), b.subnet().prefix),
+                _ => (String::new(), 0),
+            };
             networks.insert(
-                if network_mode == "default" {
-                    "bridge".into()
-                } else {
-                    network_mode.clone()
-                },
+                e.network.clone(),
                 json!({
-                    "IPAddress": ip, "Gateway": gateway,
-                    "IPPrefixLen": if ip.is_empty() { 0 } else { 16 },
-                    "MacAddress": "", "NetworkID": "", "EndpointID": "",
-                    "Aliases": null, "Links": null,
+                    "IPAddress": ip, "Gateway": gateway, "IPPrefixLen": prefix,
+                    "MacAddress": "", "NetworkID": def.map(|d| d.id).unwrap_or_default(),
+                    "EndpointID": "",
+                    "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                    "DNSNames": if e.network == "bridge" { Value::Null } else {
+                        json!(crate::networks::endpoint_names(r, &e))
+                    },
+                    "Links": null,
                 }),
             );
         }
+        if network_mode == "host" || network_mode == "none" {
+            networks.insert(
+                network_mode.clone(),
+                json!({"IPAddress": "", "Gateway": ""}),
+            );
+        }
+        let primary = networks
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let gateway = primary["Gateway"].as_str().unwrap_or_default().to_string();
         json!({
             "Id": r.id,
             "Created": r.created,
@@ -221,7 +238,7 @@ impl Engine {
                 "Ports": ports(r, &exposed),
                 "IPAddress": ip,
                 "Gateway": gateway,
-                "IPPrefixLen": if ip.is_empty() { 0 } else { 16 },
+                "IPPrefixLen": primary["IPPrefixLen"].clone(),
                 "MacAddress": "",
                 "Networks": networks,
             },

@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod networks;
 pub mod options;
 pub mod rootfs;
 pub mod seccomp;

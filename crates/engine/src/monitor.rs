@@ -140,6 +140,9 @@ fn run_container(
         r.pid = None;
         r.ip = None;
         r.ports.clear();
+        for e in r.networks.iter_mut() {
+            e.ip = None;
+        }
         r.finished_at = Some(now());
         r.exit_code = Some(code);
         r.error = error.clone();
@@ -223,13 +226,13 @@ fn prepare_and_run(
     } else {
         None
     };
-    let attached = if record.uses_bridge() {
-        let a = engine.bridge().setup(&record.id, &options.publish)?;
-        record.ip = Some(a.ip.to_string());
-        record.ports = a.ports.clone();
-        Some(a)
-    } else {
-        None
+    let attached = attach_networks(engine, record);
+    let attached = match attached {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = engine.detach_networks(record);
+            return Err(e);
+        }
     };
     let process = Process {
         hostname,
@@ -241,13 +244,51 @@ fn prepare_and_run(
         init,
     };
     let result = start_and_wait(engine, record, layout, streams, &process, attached.as_ref());
-    if attached.is_some() {
-        if let Err(e) = engine.bridge().teardown(&record.id) {
-            eprintln!("berth: cleaning up the network of {}: {e}", record.id);
-        }
-        record.ip = None;
+    // The record as it is now: `network connect` may have added networks meanwhile.
+    let current = engine.load(&record.id).unwrap_or_else(|_| record.clone());
+    if let Err(e) = engine.detach_networks(&current) {
+        eprintln!("berth: cleaning up the network of {}: {e}", record.id);
     }
+    record.ip = None;
     result
+}
+
+/// Attaches the container to each of its networks (the first gets `eth0`, the default route
+/// and the published ports) and records the addresses; returns the first attachment.
+fn attach_networks(
+    engine: &Engine,
+    record: &mut crate::ContainerRecord,
+) -> Result<Option<berth_network::Attached>, Error> {
+    let mut first = None;
+    let hosts = engine.dir(&record.id).join("hosts");
+    let mut endpoints = record.endpoints();
+    for (i, e) in endpoints.iter_mut().enumerate() {
+        let def = engine.network(&e.network)?;
+        let bridge = engine.network_bridge(&def)?;
+        let publish = if i == 0 {
+            record.options.publish.clone()
+        } else {
+            Vec::new()
+        };
+        let a = bridge.setup(&berth_network::Endpoint {
+            id: &record.id,
+            ifname: &e.ifname,
+            ports: &publish,
+            names: crate::networks::endpoint_names(record, e),
+            hosts_file: Some(hosts.clone()),
+            default_route: i == 0,
+        })?;
+        e.ip = Some(a.ip.to_string());
+        if i == 0 {
+            record.ip = Some(a.ip.to_string());
+            record.ports = a.ports.clone();
+            first = Some(a);
+        }
+    }
+    if !record.networks.is_empty() {
+        record.networks = endpoints;
+    }
+    Ok(first)
 }
 
 /// The container's process, resolved inside its root filesystem.
@@ -339,6 +380,15 @@ fn start_and_wait(
         attached.map(|a| a.ip),
         &extra_hosts,
     )?;
+    // The hosts file was just written anew: list the peers on user networks in it again.
+    for e in record.endpoints() {
+        if let Ok(bridge) = engine
+            .network(&e.network)
+            .and_then(|d| engine.network_bridge(&d))
+        {
+            bridge.refresh_names();
+        }
+    }
     let spec = build(
         options,
         &SpecInputs {
@@ -466,6 +516,13 @@ fn start_and_wait(
         r.started_at = published.started_at.clone();
         r.ip = published.ip.clone();
         r.ports = published.ports.clone();
+        for e in r.networks.iter_mut() {
+            e.ip = published
+                .networks
+                .iter()
+                .find(|p| p.network == e.network)
+                .and_then(|p| p.ip.clone());
+        }
     })?;
     let code = running.wait();
     for c in copiers {

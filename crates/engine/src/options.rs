@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub rm: bool,
     /// `--network`: `bridge` (the default), `none` or `host`.
     pub network: Option<String>,
+    /// `--network-alias`: more names on its (user-defined) network.
+    pub network_aliases: Vec<String>,
     /// `-p`: published ports (host port 0: one picked when the container starts).
     pub publish: Vec<berth_network::PortMapping>,
     /// `-P`: publish every port the image exposes on a random host port.

@@ -1,20 +1,33 @@
-//! The bridge driver: Docker's default network, `berth0` on 10.89.0.0/16.
+//! The bridge driver: Docker's default network (`berth0` on 10.89.0.0/16) and user-defined
+//! networks (`br-<id>`), each a Linux bridge with a veth pair per attached container.
 
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::ipam::{Ipam, Lease};
-use crate::{firewall, Error, PortMapping, Protocol};
+use crate::ipam::{Ipam, Lease, Leases};
+use crate::{firewall, Error, PortMapping, Protocol, Subnet};
 
 /// Name of berth's default bridge.
 pub const BRIDGE: &str = "berth0";
 
+/// The line after which a container's `/etc/hosts` lists its peers on user networks.
+const PEERS_MARK: &str = "# berth: containers on the same networks";
+
 /// A bridge network.
 pub struct Bridge {
+    /// The network's name (`bridge` for the default one).
     name: String,
+    /// The bridge device.
+    ifname: String,
     ipam: Ipam,
-    /// Marks (on a tmpfs) that bridge, sysctls and firewall table were set up since boot.
+    /// `<runroot>/networks`, where every network keeps its leases.
+    networks_dir: PathBuf,
+    /// Marks (on a tmpfs) that bridge, sysctls and firewall were set up since boot.
     ready_marker: PathBuf,
+    /// Containers find each other by name (user-defined networks; not the default bridge,
+    /// as in Docker).
+    resolves_names: bool,
 }
 
 /// A container's attachment.
@@ -28,6 +41,38 @@ pub struct Attached {
     pub netns: PathBuf,
     /// Its published ports, with a host port picked for each one asked as 0 (`-P`, `-p 80`).
     pub ports: Vec<PortMapping>,
+}
+
+/// What attaching one container to one network needs.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint<'a> {
+    /// The container ID.
+    pub id: &'a str,
+    /// The interface inside (`eth0` for the first network, `eth1`…).
+    pub ifname: &'a str,
+    /// Ports to publish (first network only).
+    pub ports: &'a [PortMapping],
+    /// Names peers resolve it by: container name, aliases, short ID.
+    pub names: Vec<String>,
+    /// Its `/etc/hosts` on the host, kept listing its peers on user networks.
+    pub hosts_file: Option<PathBuf>,
+    /// Route through this network by default (the first network).
+    pub default_route: bool,
+}
+
+/// The network namespace of a container, named as iproute2 names them.
+pub fn namespace_name(id: &str) -> String {
+    format!("berth-{}", short(id))
+}
+
+/// Deletes a container's network namespace once no network holds it (its interfaces go
+/// with it); a missing one is not an error.
+pub fn remove_namespace(id: &str) -> Result<(), Error> {
+    let ns = namespace_name(id);
+    if Path::new(&format!("/run/netns/{ns}")).exists() {
+        ip(&["netns", "del", &ns], None)?;
+    }
+    Ok(())
 }
 
 /// The range Docker picks random host ports from (Linux's default ephemeral range).
@@ -95,59 +140,133 @@ impl Bridge {
     /// store: the bridge is one per machine, shared by every store (`--root`) on it, and
     /// its leases die with the containers at reboot.
     pub fn default_network(runroot: PathBuf) -> Bridge {
+        let subnet = Subnet {
+            base: Ipv4Addr::new(10, 89, 0, 0),
+            prefix: 16,
+        };
+        Bridge::new(runroot, "bridge", "bridge", BRIDGE.into(), subnet, false)
+    }
+
+    /// A user-defined network: bridge `br-<first 12 of id>`, its own subnet, and name
+    /// resolution between its containers.
+    pub fn user_network(runroot: PathBuf, name: &str, id: &str, subnet: Subnet) -> Bridge {
+        // Leases by ID: runroot is machine-wide, and two stores may both have an "appnet".
+        Bridge::new(runroot, name, id, format!("br-{}", short(id)), subnet, true)
+    }
+
+    fn new(
+        runroot: PathBuf,
+        name: &str,
+        dir: &str,
+        ifname: String,
+        subnet: Subnet,
+        names: bool,
+    ) -> Bridge {
+        let networks_dir = runroot.join("networks");
         Bridge {
-            ready_marker: runroot.join("networks").join(format!("{BRIDGE}.ready")),
-            name: BRIDGE.into(),
+            ready_marker: networks_dir.join(format!("{ifname}.ready")),
             ipam: Ipam {
-                dir: runroot.join("networks").join("bridge"),
-                prefix: (10, 89),
+                dir: networks_dir.join(dir),
+                subnet,
             },
+            name: name.into(),
+            ifname,
+            networks_dir,
+            resolves_names: names,
         }
     }
 
-    fn subnet(&self) -> String {
-        format!("{}.{}.0.0/16", self.ipam.prefix.0, self.ipam.prefix.1)
+    /// The bridge device's name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
     }
 
-    fn netns_name(id: &str) -> String {
-        format!("berth-{}", short(id))
+    /// The network's subnet.
+    pub fn subnet(&self) -> Subnet {
+        self.ipam.subnet
     }
 
-    fn veth_name(id: &str) -> String {
-        format!("vb{}", &short(id)[..11.min(short(id).len())])
+    /// The bridge's own address, the containers' gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.ipam.subnet.gateway()
     }
 
-    /// Creates the bridge, its address, forwarding and the firewall table, once.
+    /// Container IDs attached now, with their addresses.
+    pub fn members(&self) -> Vec<(String, Ipv4Addr)> {
+        self.ipam
+            .peek()
+            .into_iter()
+            .map(|(ip, l)| (l.container, ip))
+            .collect()
+    }
+
+    fn veth_name(id: &str, ifname: &str) -> String {
+        let n = ifname.trim_start_matches("eth");
+        if n == "0" {
+            format!("vb{}", &short(id)[..11.min(short(id).len())])
+        } else {
+            format!("vb{}{n}", &short(id)[..10.min(short(id).len())])
+        }
+    }
+
+    /// Makes the bridge, its address and firewall elements now (`network create`); attaching
+    /// a container does it too when needed (after a reboot).
+    pub fn create(&self) -> Result<(), Error> {
+        self.ensure()
+    }
+
+    /// Creates the bridge, its address, forwarding and the firewall's elements, once.
     fn ensure(&self) -> Result<(), Error> {
         // Checking the firewall costs an `nft` run; the marker (gone after a reboot) and the
         // bridge's presence are enough to know it was all done.
-        let exists = std::path::Path::new(&format!("/sys/class/net/{}", self.name)).exists();
+        let exists = Path::new(&format!("/sys/class/net/{}", self.ifname)).exists();
         if exists && self.ready_marker.exists() {
             return Ok(());
         }
         if !exists {
-            let gw = format!("{}/16", self.ipam.gateway());
-            let created = ip(&["link", "add", &self.name, "type", "bridge"], None);
+            let gw = format!("{}/{}", self.gateway(), self.ipam.subnet.prefix);
+            let created = ip(&["link", "add", &self.ifname, "type", "bridge"], None);
             // Another berth may have created it at the same moment.
-            if created.is_err()
-                && !std::path::Path::new(&format!("/sys/class/net/{}", self.name)).exists()
-            {
+            if created.is_err() && !Path::new(&format!("/sys/class/net/{}", self.ifname)).exists() {
                 created?;
             }
-            let _ = ip(&["addr", "add", &gw, "dev", &self.name], None);
-            ip(&["link", "set", &self.name, "up"], None)?;
+            let _ = ip(&["addr", "add", &gw, "dev", &self.ifname], None);
+            ip(&["link", "set", &self.ifname, "up"], None)?;
         }
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         // Lets DNAT send 127.0.0.1 traffic to containers: published ports answer on loopback.
         write_sysctl(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.name),
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.ifname),
             "1",
         )?;
-        firewall::ensure(&self.name, &self.subnet())
+        firewall::ensure(&self.ifname, &self.ipam.subnet.to_string())?;
+        if let Some(dir) = self.ready_marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&self.ready_marker, b"");
+        Ok(())
+    }
+
+    /// Every network's leases on this machine: published ports are one namespace.
+    fn all_leases(&self, own: &Leases) -> Leases {
+        let mut all = own.clone();
+        if let Ok(rd) = std::fs::read_dir(&self.networks_dir) {
+            for e in rd.flatten() {
+                if e.path() == self.ipam.dir || !e.path().is_dir() {
+                    continue;
+                }
+                let other = Ipam {
+                    dir: e.path(),
+                    subnet: self.ipam.subnet,
+                };
+                all.extend(other.peek());
+            }
+        }
+        all
     }
 
     /// Refuses ports another container published or another program listens on.
-    fn check_ports(leases: &crate::ipam::Leases, ports: &[PortMapping]) -> Result<(), Error> {
+    fn check_ports(leases: &Leases, ports: &[PortMapping]) -> Result<(), Error> {
         for m in ports {
             let taken_by_container = leases.values().flat_map(|l| &l.ports).any(|p| {
                 p.host_port == m.host_port
@@ -170,26 +289,34 @@ impl Bridge {
         Ok(())
     }
 
-    /// Attaches container `id`: address, namespace with `eth0` and `lo`, default route,
-    /// published ports. On failure, whatever was made is taken down again.
-    pub fn setup(&self, id: &str, ports: &[PortMapping]) -> Result<Attached, Error> {
+    /// Attaches a container: address, namespace (made by the first network) with the
+    /// interface and `lo`, default route, published ports, and its name for its peers. On
+    /// failure, whatever was made is taken down again.
+    pub fn setup(&self, endpoint: &Endpoint) -> Result<Attached, Error> {
         self.ensure()?;
-        let prefix = self.ipam.prefix;
+        let id = endpoint.id;
         let (addr, ports) = self.ipam.update(|leases| {
-            let ports = pick_ports(leases, ports)?;
-            Self::check_ports(leases, &ports)?;
-            let addr = Ipam::allocate(leases, prefix)?;
+            let all = self.all_leases(leases);
+            let ports = pick_ports(&all, endpoint.ports)?;
+            Self::check_ports(&all, &ports)?;
+            let addr = self.ipam.allocate(leases)?;
             leases.insert(
                 addr,
                 Lease {
                     container: id.to_string(),
                     ports: ports.clone(),
+                    names: endpoint.names.clone(),
+                    hosts_file: endpoint.hosts_file.clone(),
+                    ifname: endpoint.ifname.to_string(),
                 },
             );
             Ok((addr, ports))
         })?;
-        match self.plumb(id, addr, &ports) {
-            Ok(a) => Ok(a),
+        match self.plumb(endpoint, addr, &ports) {
+            Ok(a) => {
+                self.refresh_names();
+                Ok(a)
+            }
             Err(e) => {
                 let _ = self.teardown(id);
                 Err(e)
@@ -197,35 +324,67 @@ impl Bridge {
         }
     }
 
-    fn plumb(&self, id: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> Result<Attached, Error> {
-        let ns = Self::netns_name(id);
-        let veth = Self::veth_name(id);
-        ip(&["netns", "add", &ns], None)?;
+    fn plumb(
+        &self,
+        endpoint: &Endpoint,
+        addr: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<Attached, Error> {
+        let ns = namespace_name(endpoint.id);
+        let veth = Self::veth_name(endpoint.id, endpoint.ifname);
+        if !Path::new(&format!("/run/netns/{ns}")).exists() {
+            ip(&["netns", "add", &ns], None)?;
+        }
         ip(
             &["-batch", "-"],
             Some(&format!(
-                "link add {veth} type veth peer name eth0 netns {ns}\nlink set {veth} master {} up\n",
-                self.name
+                "link add {veth} type veth peer name {} netns {ns}\nlink set {veth} master {} up\n",
+                endpoint.ifname, self.ifname
             )),
         )?;
-        ip(
-            &["-n", &ns, "-batch", "-"],
-            Some(&format!(
-                "addr add {addr}/16 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via {}\n",
-                self.ipam.gateway()
-            )),
-        )?;
+        let mut batch = format!(
+            "addr add {addr}/{} dev {}\nlink set {} up\nlink set lo up\n",
+            self.ipam.subnet.prefix, endpoint.ifname, endpoint.ifname
+        );
+        if endpoint.default_route {
+            batch.push_str(&format!("route add default via {}\n", self.gateway()));
+        }
+        ip(&["-n", &ns, "-batch", "-"], Some(&batch))?;
         firewall::add_ports(ports, addr)?;
         Ok(Attached {
             ip: addr,
-            gateway: self.ipam.gateway(),
+            gateway: self.gateway(),
             netns: PathBuf::from(format!("/run/netns/{ns}")),
             ports: ports.to_vec(),
         })
     }
 
-    /// Detaches container `id`: ports, veth, namespace, address. Goes on past failures and
-    /// reports them all; missing pieces are not failures.
+    /// Rewrites the peers section of every member's `/etc/hosts` (user networks only): each
+    /// lists the others of every network it shares with them, by name and alias. Call it
+    /// again after rewriting a member's hosts file.
+    pub fn refresh_names(&self) {
+        if !self.resolves_names {
+            return;
+        }
+        let _ = self.ipam.update(|leases| {
+            for lease in leases.values() {
+                let Some(hosts) = &lease.hosts_file else {
+                    continue;
+                };
+                // Itself included: its aliases resolve inside it too, as with Docker's DNS.
+                let peers: Vec<(Ipv4Addr, &[String])> = leases
+                    .iter()
+                    .map(|(ip, l)| (*ip, l.names.as_slice()))
+                    .collect();
+                let _ = write_peers(hosts, &self.name, &peers);
+            }
+            Ok(())
+        });
+    }
+
+    /// Detaches container `id` from this network: ports, veth, address, and its name from
+    /// its peers' hosts files. Goes on past failures and reports them all; missing pieces
+    /// are not failures. The namespace stays (see [`remove_namespace`]).
     pub fn teardown(&self, id: &str) -> Result<(), Error> {
         let mut errors = Vec::new();
         let lease = self.ipam.update(|leases| {
@@ -238,32 +397,102 @@ impl Bridge {
             }
             Ok(found)
         });
+        let mut ifname = "eth0".to_string();
         match lease {
-            Ok(Some((addr, l))) => errors.extend(firewall::remove_ports(&l.ports, addr)),
+            Ok(Some((addr, l))) => {
+                errors.extend(firewall::remove_ports(&l.ports, addr));
+                if let Some(hosts) = &l.hosts_file {
+                    let _ = write_peers(hosts, &self.name, &[]);
+                }
+                ifname = l.ifname;
+            }
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
-        // Deleting the namespace destroys eth0 and with it its veth peer on the bridge; the
-        // explicit delete is for a veth whose namespace is already gone.
-        let ns = Self::netns_name(id);
-        if std::path::Path::new(&format!("/run/netns/{ns}")).exists() {
-            if let Err(e) = ip(&["netns", "del", &ns], None) {
-                errors.push(e);
-            }
-        }
-        let veth = Self::veth_name(id);
-        if std::path::Path::new(&format!("/sys/class/net/{veth}")).exists() {
+        // Deleting the host end of the veth takes the container's end with it.
+        let veth = Self::veth_name(id, &ifname);
+        if Path::new(&format!("/sys/class/net/{veth}")).exists() {
             if let Err(e) = ip(&["link", "del", &veth], None) {
                 // Already going away with its namespace.
-                if std::path::Path::new(&format!("/sys/class/net/{veth}")).exists() {
+                if Path::new(&format!("/sys/class/net/{veth}")).exists() {
                     errors.push(e);
                 }
             }
         }
+        self.refresh_names();
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.pop().expect("one")),
             _ => Err(Error::Many(errors)),
         }
     }
+
+    /// Deletes the network's bridge, firewall elements and leases (`network rm`; the caller
+    /// checks no container uses it).
+    pub fn remove(&self) -> Result<(), Error> {
+        let mut errors = firewall::forget(&self.ifname, &self.ipam.subnet.to_string());
+        if Path::new(&format!("/sys/class/net/{}", self.ifname)).exists() {
+            if let Err(e) = ip(&["link", "del", &self.ifname], None) {
+                errors.push(e);
+            }
+        }
+        let _ = std::fs::remove_file(&self.ready_marker);
+        let _ = std::fs::remove_dir_all(&self.ipam.dir);
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.pop().expect("one")),
+            _ => Err(Error::Many(errors)),
+        }
+    }
+}
+
+/// Replaces the peers section of a hosts file, in place: it is bind-mounted into the
+/// container, so a new file (rename) would not be seen.
+fn write_peers(
+    hosts: &Path,
+    network: &str,
+    peers: &[(Ipv4Addr, &[String])],
+) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(hosts)?;
+    let mut sections: Vec<String> = Vec::new();
+    let (base, rest) = match text.find(PEERS_MARK) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text.as_str(), ""),
+    };
+    // Keep the other networks' sections: one per network, headed by the mark and its name.
+    let header = format!("{PEERS_MARK} ({network})");
+    for section in rest
+        .split_inclusive('\n')
+        .fold(Vec::<String>::new(), |mut acc, line| {
+            if line.starts_with(PEERS_MARK) {
+                acc.push(String::new());
+            }
+            if let Some(last) = acc.last_mut() {
+                last.push_str(line);
+            }
+            acc
+        })
+    {
+        if !section.starts_with(&header) {
+            sections.push(section);
+        }
+    }
+    if !peers.is_empty() {
+        let mut mine = format!("{header}\n");
+        for (ip, names) in peers {
+            if !names.is_empty() {
+                mine.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+            }
+        }
+        sections.push(mine);
+    }
+    let mut out = base.to_string();
+    for s in sections {
+        out.push_str(&s);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(hosts)?;
+    f.write_all(out.as_bytes())
 }

@@ -1,5 +1,6 @@
-//! Address allocation on a bridge network: `<root>/networks/<name>/ipam.json` maps addresses
-//! to container IDs (with their published ports), rewritten atomically under a lock.
+//! Address allocation on a bridge network: `<runroot>/networks/<name>/ipam.json` maps
+//! addresses to container IDs (with their published ports and names), rewritten atomically
+//! under a lock.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,19 +9,31 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, PortMapping};
+use crate::{Error, PortMapping, Subnet};
 
 /// One container's place on the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lease {
     pub container: String,
     pub ports: Vec<PortMapping>,
+    /// Names it answers to on this network (container name, aliases, short ID).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Its `/etc/hosts` on the host, which lists its peers on this network.
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+    /// Its interface inside (`eth0`, `eth1`…), which names the veth.
+    #[serde(default = "eth0")]
+    pub ifname: String,
+}
+
+fn eth0() -> String {
+    "eth0".into()
 }
 
 pub(crate) struct Ipam {
     pub dir: PathBuf,
-    /// First three octets are fixed per /16: (a, b).
-    pub prefix: (u8, u8),
+    pub subnet: Subnet,
 }
 
 pub(crate) type Leases = BTreeMap<Ipv4Addr, Lease>;
@@ -28,6 +41,14 @@ pub(crate) type Leases = BTreeMap<Ipv4Addr, Lease>;
 impl Ipam {
     fn file(&self) -> PathBuf {
         self.dir.join("ipam.json")
+    }
+
+    /// The leases as they are now, without the lock (for checks across networks).
+    pub fn peek(&self) -> Leases {
+        std::fs::read(self.file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     /// Runs `f` on the leases under the network's lock and saves the result.
@@ -45,10 +66,7 @@ impl Ipam {
             .map_err(io("opening ipam.lock"))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io("locking ipam.lock")(e.into()))?;
-        let mut leases: Leases = match std::fs::read(self.file()) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            Err(_) => Leases::new(),
-        };
+        let mut leases = self.peek();
         let out = f(&mut leases)?;
         let tmp = self.dir.join(format!(".ipam.json.{}", std::process::id()));
         let mut file = std::fs::File::create(&tmp).map_err(io("writing ipam.json"))?;
@@ -59,16 +77,12 @@ impl Ipam {
         Ok(out)
     }
 
-    /// The gateway (the bridge's own address).
-    pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.prefix.0, self.prefix.1, 0, 1)
-    }
-
-    /// The lowest free address.
-    pub fn allocate(leases: &Leases, prefix: (u8, u8)) -> Result<Ipv4Addr, Error> {
-        (2u32..65535)
-            .map(|n| Ipv4Addr::new(prefix.0, prefix.1, (n >> 8) as u8, n as u8))
-            .find(|ip| !leases.contains_key(ip) && ip.octets()[3] != 0 && ip.octets()[3] != 255)
-            .ok_or_else(|| Error::Exhausted(format!("{}.{}.0.0/16", prefix.0, prefix.1)))
+    /// The lowest free address (the network, gateway and broadcast addresses excluded).
+    pub fn allocate(&self, leases: &Leases) -> Result<Ipv4Addr, Error> {
+        let gateway = self.subnet.gateway();
+        self.subnet
+            .hosts()
+            .find(|ip| *ip != gateway && !leases.contains_key(ip))
+            .ok_or_else(|| Error::Exhausted(self.subnet.to_string()))
     }
 }

@@ -1,13 +1,18 @@
-//! Container networking, Docker's default `bridge` network: a Linux bridge, a veth pair per
-//! container, addresses from a small IPAM, NAT out, and published ports by nftables DNAT.
+//! Container networking: Docker's default `bridge` network and user-defined bridge networks,
+//! each a Linux bridge with a veth pair per container, addresses from a small IPAM, NAT out,
+//! published ports by nftables DNAT, and, on user networks, containers that find each other
+//! by name.
 //!
 //! ```no_run
 //! use berth_network::{Bridge, PortMapping, Protocol};
 //! let bridge = Bridge::default_network("/run/berth".into());
 //! let port = PortMapping { host_ip: None, host_port: 5000, container_port: 5000, protocol: Protocol::Tcp };
-//! let attached = bridge.setup("0123456789ab", &[port])?;
+//! let ports = [port];
+//! let endpoint = berth_network::Endpoint { id: "0123456789ab", ifname: "eth0", ports: &ports, default_route: true, ..Default::default() };
+//! let attached = bridge.setup(&endpoint)?;
 //! println!("container at {} in {}", attached.ip, attached.netns.display());
 //! bridge.teardown("0123456789ab")?;
+//! berth_network::remove_namespace("0123456789ab")?;
 //! # Ok::<(), berth_network::Error>(())
 //! ```
 //!
@@ -20,6 +25,12 @@
 //! namespaces are made with iproute2 and rules with `nft`, the tools every distribution ships
 //! and their documented syntax; a netlink client would save a few milliseconds per container.
 //!
+//! **Names.** On user-defined networks a container's peers are listed, by name and alias, in
+//! a section of its `/etc/hosts` that this crate rewrites in place whenever a container
+//! joins or leaves (Docker's embedded DNS answers the same questions; a hosts file needs no
+//! daemon, and every libc reads it, but a program that queries a DNS server directly will
+//! not find the names).
+//!
 //! **Architecture invariant:** knows nothing of images or containers' contents; it is handed
 //! a container ID and port mappings and hands back a namespace path and an address.
 #![deny(missing_docs)]
@@ -28,10 +39,12 @@ mod bridge;
 mod firewall;
 mod ipam;
 mod ports;
+mod subnet;
 mod tool;
 
-pub use bridge::{Attached, Bridge};
+pub use bridge::{namespace_name, remove_namespace, Attached, Bridge, Endpoint};
 pub use ports::{parse_publish, PortMapping, Protocol};
+pub use subnet::Subnet;
 
 /// What went wrong setting up or tearing down networking.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +76,9 @@ pub enum Error {
         /// Host port.
         port: u16,
     },
+    /// A `--subnet` value is malformed.
+    #[error("{0}")]
+    InvalidSubnet(String),
     /// A `-p` value is malformed.
     #[error("{0}")]
     InvalidPort(String),

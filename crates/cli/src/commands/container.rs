@@ -51,9 +51,12 @@ pub struct CreateArgs {
     /// Container host name.
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
-    /// Connect a container to a network (bridge, none or host).
+    /// Connect a container to a network (bridge, host, none or one made by `network create`).
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long, alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Publish a container's port(s) to the host: [ip:][hostport:]containerport[/proto].
     #[arg(short, long)]
     pub publish: Vec<String>,
@@ -168,15 +171,6 @@ fn read_lines(path: &str, what: &str) -> Result<String, Failure> {
 /// Translates `create`/`run` flags into the engine's options.
 fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> {
     let bad = |e| flag_failure(command, e);
-    if let Some(n) = args
-        .network
-        .as_deref()
-        .filter(|n| !["bridge", "default", "none", "host"].contains(n))
-    {
-        return Err(run_failure(format!(
-            "Error response from daemon: network {n} not found (berth has bridge, none and host for now)"
-        )));
-    }
     let mut publish = Vec::new();
     for p in &args.publish {
         let parsed = berth_network::parse_publish(p).map_err(|e| {
@@ -298,6 +292,7 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
         hostname: args.hostname.clone(),
         rm: args.rm,
         network: args.network.clone(),
+        network_aliases: args.network_alias.clone(),
         publish,
         publish_all: args.publish_all,
         labels,

@@ -77,19 +77,24 @@ pub fn inspect(app: &App, args: InspectArgs, only: Option<&str>) -> Result<(), F
         missing.push(name.clone());
     }
     print_values(&values, args.format.as_deref())?;
-    if missing.is_empty() {
-        return Ok(());
-    }
     let what = match kind {
         Some("container") => "container",
         Some("image") => "image",
         _ => "object",
     };
+    missing_failure(&missing, |m| format!("Error: No such {what}: {m}"))
+}
+
+/// Exit 1 with one line per name `inspect` could not find, after printing what it found.
+pub fn missing_failure(missing: &[String], line: impl Fn(&str) -> String) -> Result<(), Failure> {
+    if missing.is_empty() {
+        return Ok(());
+    }
     Err(Failure {
         code: 1,
         message: missing
             .iter()
-            .map(|m| format!("Error: No such {what}: {m}"))
+            .map(|m| line(m))
             .collect::<Vec<_>>()
             .join("\n"),
     })

@@ -246,7 +246,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
                 "Ports": ports(r),
                 "Labels": r.options.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "Mounts": r.options.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
-                "Networks": r.options.network.clone().unwrap_or_else(|| "bridge".into()),
+                "Networks": r.endpoints().iter().map(|e| e.network.clone()).collect::<Vec<_>>().join(","),
             });
             lines.push(t.render(&v).map_err(Failure::usage)?);
         }

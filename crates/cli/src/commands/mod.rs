@@ -6,6 +6,7 @@ pub mod container;
 pub mod image;
 pub mod inspect;
 pub mod lifecycle;
+pub mod network;
 pub mod transfer;
 pub mod volume;
 

@@ -214,18 +214,9 @@ fn inspect(app: &App, args: InspectArgs) -> Result<(), Failure> {
         }
     }
     print_values(&values, args.format.as_deref())?;
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure {
-            code: 1,
-            message: missing
-                .iter()
-                .map(|m| format!("Error response from daemon: get {m}: no such volume"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        })
-    }
+    crate::commands::inspect::missing_failure(&missing, |m| {
+        format!("Error response from daemon: get {m}: no such volume")
+    })
 }
 
 fn rm(app: &App, args: RmArgs) -> Result<(), Failure> {

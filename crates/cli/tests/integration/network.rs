@@ -145,3 +145,127 @@ fn ports_in_use_by_other_programs_and_bad_specs_are_refused() {
     assert_eq!(none.ok(), "lo\n");
     assert_eq!(b.count("containers"), 0);
 }
+
+#[test]
+fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let net_id = b
+        .run(&["network", "create", "appnet"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(net_id.len(), 64);
+    b.run(&["network", "create", "appnet"])
+        .fails(1, &["network with name appnet already exists"]);
+    b.run(&["network", "create", "--subnet", "10.89.3.0/24", "clash"])
+        .fails(1, &["Pool overlaps"]);
+    b.run(&["network", "create", "--subnet", "10.99.7.0/24", "other"])
+        .ok();
+    let ls = b.run(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(
+        ls.ok(),
+        "bridge bridge\nhost host\nnone null\nappnet bridge\nother bridge\n"
+    );
+    let port = free_port();
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let web = b
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "appnet",
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "busybox",
+            "sh",
+            "-c",
+            SERVE,
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    // By name and by alias, both ways; and the published port answers on the host.
+    assert_eq!(
+        b.run(&["exec", "db", "wget", "-qO-", "http://web:8080/"])
+            .ok(),
+        "[1,2,3]\n"
+    );
+    b.run(&["exec", "web", "ping", "-c1", "-W2", "database"])
+        .ok();
+    let mut answer = None;
+    for _ in 0..50 {
+        answer = get(&format!("http://127.0.0.1:{port}/"));
+        if answer.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(answer.as_deref(), Some("[1,2,3]\n"));
+    // Another network does not see them; connecting it does, and disconnecting undoes it.
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "lone",
+        "--network",
+        "other",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    b.run(&["exec", "lone", "ping", "-c1", "-W1", "db"])
+        .fails(1, &["bad address 'db'"]);
+    b.run(&["network", "connect", "--alias", "loner", "appnet", "lone"])
+        .ok();
+    b.run(&["exec", "lone", "ping", "-c1", "-W2", "db"]).ok();
+    b.run(&["exec", "db", "ping", "-c1", "-W2", "loner"]).ok();
+    let v: serde_json::Value = serde_json::from_str(b.run(&["inspect", "lone"]).ok()).unwrap();
+    let nets = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert!(
+        nets.contains_key("appnet") && nets.contains_key("other"),
+        "{nets:?}"
+    );
+    b.run(&["network", "disconnect", "appnet", "lone"]).ok();
+    b.run(&["exec", "db", "ping", "-c1", "-W1", "loner"])
+        .fails(1, &["bad address 'loner'"]);
+    let inspect = b.run(&[
+        "network",
+        "inspect",
+        "appnet",
+        "--format",
+        "{{json .IPAM.Config}}",
+    ]);
+    assert!(inspect.ok().contains("\"Subnet\""), "{}", inspect.stdout);
+    b.run(&["network", "rm", "appnet"])
+        .fails(1, &["has active endpoints"]);
+    b.run(&["network", "rm", "bridge"])
+        .fails(1, &["pre-defined network and cannot be removed"]);
+    b.run(&["run", "--rm", "--network", "nosuch", "busybox", "true"])
+        .fails(125, &["network nosuch not found"]);
+    b.run(&["rm", "-f", "db", "web", "lone"]).ok();
+    assert_eq!(
+        b.run(&["network", "rm", "appnet", "other"]).ok(),
+        "appnet\nother\n"
+    );
+    // Nothing left: no bridge, veth, namespace or port rule.
+    let bridge = format!("/sys/class/net/br-{}", &net_id[..12]);
+    assert!(!std::path::Path::new(&bridge).exists());
+    assert_eq!(leftovers(&web, port), (false, false, false));
+}

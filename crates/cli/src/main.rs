@@ -105,6 +105,10 @@ enum Command {
     Port(inspect::PortArgs),
     /// Display the running processes of a container.
     Top(inspect::TopArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(inspect::CpArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(inspect::StatsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -114,6 +118,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage berth.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -156,6 +163,10 @@ enum ContainerCommand {
     Port(inspect::PortArgs),
     /// Display the running processes of a container.
     Top(inspect::TopArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(inspect::CpArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(inspect::StatsArgs),
     /// Rename a container.
     Rename(lifecycle::RenameArgs),
     /// Pause all processes within one or more containers.
@@ -164,6 +175,12 @@ enum ContainerCommand {
     Unpause(lifecycle::PauseArgs),
     /// Remove all stopped containers.
     Prune(lifecycle::PruneArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Remove unused data.
+    Prune(lifecycle::SystemPruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -298,9 +315,14 @@ fn main() -> ExitCode {
         }
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => inspect::port(&app, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => inspect::top(&app, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => inspect::cp(&app, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            inspect::stats(&app, a)
+        }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&app, a),
         Command::Volume(c) => volume::run(&app, c),
         Command::Network(c) => network::run(&app, c),
+        Command::System(SystemCommand::Prune(a)) => lifecycle::system_prune(&app, a),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
     };
     match result {

@@ -166,7 +166,7 @@ impl Engine {
             } else {
                 None
             };
-            let proxied = crate::tty::proxy(master, options.interactive);
+            let proxied = crate::tty::proxy(master, options.interactive, move || Some(pid));
             drop(raw);
             proxied?;
         }

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod container;
+pub mod copy;
 mod error;
 pub mod exec;
 pub mod inspect;
@@ -35,10 +36,12 @@ pub mod logs;
 pub mod monitor;
 pub mod networks;
 pub mod options;
+pub mod prune;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
+pub mod stats;
 pub mod tty;
 pub mod user;
 pub mod volume;

@@ -134,9 +134,26 @@ pub fn copy_size(master: BorrowedFd<'_>) {
 
 /// Copies the container's terminal to stdout, and stdin to it when `interactive`, until the
 /// container's side closes; follows the caller's window size (SIGWINCH). Blocks.
-pub fn proxy(master: OwnedFd, interactive: bool) -> Result<(), Error> {
+///
+/// The pty is sized only once the runtime has handed it over, by which time the process may
+/// already run (libcontainer has no `consoleSize`), so `process` (its PID, once known) is
+/// sent a SIGWINCH to read the size again, as a resize would.
+pub fn proxy(
+    master: OwnedFd,
+    interactive: bool,
+    process: impl Fn() -> Option<i32> + Send + 'static,
+) -> Result<(), Error> {
     let master = std::fs::File::from(master);
     copy_size(master.as_fd());
+    std::thread::spawn(move || {
+        for _ in 0..200 {
+            if let Some(pid) = process().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
     if interactive {
         let mut to_container = master
             .try_clone()

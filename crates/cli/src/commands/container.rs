@@ -392,7 +392,10 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
             } else {
                 None
             };
-            let proxied = berth_engine::tty::proxy(master, options.interactive);
+            let (root, container) = (app.global.root.clone(), id.clone());
+            let proxied = berth_engine::tty::proxy(master, options.interactive, move || {
+                berth_engine::container::recorded_pid(&root, &container)
+            });
             drop(raw);
             proxied.map_err(daemon_failure)?;
         }

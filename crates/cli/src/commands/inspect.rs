@@ -286,3 +286,216 @@ pub fn top(app: &App, args: TopArgs) -> Result<(), Failure> {
     crate::format::print_table(&rows);
     Ok(())
 }
+
+#[derive(Args)]
+pub struct CpArgs {
+    /// Archive mode (accepted; ownership is root's, as without it).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH (accepted).
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH or SRC_PATH or -
+    pub src: String,
+    /// CONTAINER:DEST_PATH or DEST_PATH or -
+    pub dest: String,
+}
+
+/// `CONTAINER:PATH` as Docker reads it: a colon before any slash.
+fn container_path(arg: &str) -> Option<(&str, &str)> {
+    let (c, p) = arg.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then_some((c, p))
+}
+
+pub fn cp(app: &App, args: CpArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    let usage = || {
+        Failure::usage(
+            "berth: copying between containers or between two host paths is not supported; give one side as CONTAINER:PATH\nSee 'berth cp --help'.",
+        )
+    };
+    match (container_path(&args.src), container_path(&args.dest)) {
+        (Some((c, path)), None) => {
+            let r = engine.find(c).map_err(daemon)?;
+            let path = if path.is_empty() { "/" } else { path };
+            if args.dest == "-" {
+                let out = std::io::stdout();
+                engine.copy_out_tar(&r, path, out.lock()).map_err(daemon)
+            } else {
+                engine
+                    .copy_out(&r, path, std::path::Path::new(&args.dest))
+                    .map_err(daemon)
+            }
+        }
+        (None, Some((c, path))) => {
+            let r = engine.find(c).map_err(daemon)?;
+            let path = if path.is_empty() { "/" } else { path };
+            if args.src == "-" {
+                engine
+                    .copy_in_tar(&r, path, std::io::stdin().lock())
+                    .map_err(daemon)
+            } else {
+                engine
+                    .copy_in(&r, std::path::Path::new(&args.src), path)
+                    .map_err(daemon)
+            }
+        }
+        _ => Err(usage()),
+    }
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// CONTAINER... (default: every running container)
+    pub containers: Vec<String>,
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a custom template.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Docker's `units.BytesSize`: binary units, four significant digits (`1.465MiB`).
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    let digits = if size >= 1000.0 {
+        0
+    } else if size >= 100.0 {
+        1
+    } else if size >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let s = format!("{size:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", UNITS[unit])
+}
+
+pub fn stats(app: &App, args: StatsArgs) -> Result<(), Failure> {
+    use crate::format::human_size;
+    let engine = engine(app)?;
+    let records = if args.containers.is_empty() {
+        let mut all = engine.list().map_err(daemon)?;
+        all.retain(|r| args.all || r.is_running());
+        all.sort_by(|a, b| b.created.cmp(&a.created));
+        all
+    } else {
+        args.containers
+            .iter()
+            .map(|n| engine.find(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(daemon)?
+    };
+    let template = args
+        .format
+        .as_deref()
+        .filter(|f| *f != "table")
+        .map(Template::parse);
+    loop {
+        // Two readings half a second apart give the CPU share, as Docker's first frame does.
+        let first: Vec<_> = records.iter().map(|r| engine.sample(r).ok()).collect();
+        let start = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let wall = start.elapsed().as_nanos().max(1) as f64;
+        let mut lines = Vec::new();
+        for (r, before) in records.iter().zip(first) {
+            let now = engine.sample(r).ok();
+            let id = if args.no_trunc {
+                r.id.clone()
+            } else {
+                r.id[..12].to_string()
+            };
+            let (cpu, mem, memperc, net, block, pids) = match (&before, &now) {
+                (Some(b), Some(n)) => (
+                    format!(
+                        "{:.2}%",
+                        n.cpu_ns.saturating_sub(b.cpu_ns) as f64 / wall * 100.0
+                    ),
+                    format!(
+                        "{} / {}",
+                        binary_size(n.memory),
+                        binary_size(n.memory_limit)
+                    ),
+                    format!(
+                        "{:.2}%",
+                        n.memory as f64 / n.memory_limit.max(1) as f64 * 100.0
+                    ),
+                    format!("{} / {}", human_size(n.net.0), human_size(n.net.1)),
+                    format!("{} / {}", human_size(n.block.0), human_size(n.block.1)),
+                    n.pids.to_string(),
+                ),
+                _ => (
+                    "0.00%".into(),
+                    "0B / 0B".into(),
+                    "0.00%".into(),
+                    "0B / 0B".into(),
+                    "0B / 0B".into(),
+                    "0".into(),
+                ),
+            };
+            let v = serde_json::json!({
+                "Container": id, "ID": id, "Name": r.name, "CPUPerc": cpu, "MemUsage": mem,
+                "MemPerc": memperc, "NetIO": net, "BlockIO": block, "PIDs": pids,
+            });
+            lines.push(match &template {
+                Some(t) => t.render(&v).map_err(Failure::usage)?,
+                None => [&id, &r.name, &cpu, &mem, &memperc, &net, &block, &pids]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            });
+        }
+        if !args.no_stream {
+            print!("\x1b[2J\x1b[H");
+        }
+        if template.is_none() {
+            let mut rows = vec![[
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "NET I/O",
+                "BLOCK I/O",
+                "PIDS",
+            ]
+            .map(String::from)
+            .to_vec()];
+            rows.extend(
+                lines
+                    .iter()
+                    .map(|l| l.split('\t').map(String::from).collect()),
+            );
+            crate::format::print_table(&rows);
+        } else {
+            for l in &lines {
+                println!("{l}");
+            }
+        }
+        if args.no_stream {
+            return Ok(());
+        }
+    }
+}

@@ -580,29 +580,98 @@ pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
     ) {
         return Ok(());
     }
-    let mut deleted = Vec::new();
-    for r in engine.list().map_err(daemon)? {
-        let stopped = !r.monitor_alive() && r.state != State::Running;
-        let wanted = args.filter.iter().all(|f| match f.strip_prefix("label=") {
-            Some(l) => match l.split_once('=') {
-                Some((k, v)) => r.options.labels.get(k).is_some_and(|x| x == v),
-                None => r.options.labels.contains_key(l),
-            },
-            None => true,
-        });
-        if stopped && wanted && r.state != State::Restarting {
-            engine.remove(&r.id).map_err(daemon)?;
-            deleted.push(r.id);
+    let mut labels = Vec::new();
+    for f in &args.filter {
+        match f.strip_prefix("label=") {
+            Some(l) => labels.push(l.to_string()),
+            None => {
+                return Err(Failure {
+                    code: 1,
+                    message: format!("Error response from daemon: invalid filter '{f}'"),
+                })
+            }
         }
     }
+    let deleted = engine.prune_containers(&labels).map_err(daemon)?;
+    print_deleted("Containers", &deleted);
+    println!("Total reclaimed space: 0B");
+    Ok(())
+}
+
+/// Docker's `Deleted X:` section of prune output (nothing when nothing went).
+pub(crate) fn print_deleted(what: &str, deleted: &[String]) {
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for d in &deleted {
+        println!("Deleted {what}:");
+        for d in deleted {
             println!("{d}");
         }
         println!();
     }
-    println!("Total reclaimed space: 0B");
+}
+
+#[derive(Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune anonymous volumes.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// `system prune`: stopped containers (and the leftovers of killed monitors), unused
+/// networks, dangling (or, with -a, unused) images, and with --volumes anonymous volumes.
+pub fn system_prune(app: &App, args: SystemPruneArgs) -> Result<(), Failure> {
+    if !args.force {
+        let mut items = vec![
+            "all stopped containers",
+            "all networks not used by at least one container",
+        ];
+        if args.volumes {
+            items.push("all anonymous volumes not used by at least one container");
+        }
+        items.push(if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        });
+        let list: String = items.iter().map(|i| format!("  - {i}\n")).collect();
+        if !crate::commands::confirm(&format!(
+            "WARNING! This will remove:\n{list}\nAre you sure you want to continue? [y/N] "
+        )) {
+            return Ok(());
+        }
+    }
+    let engine = engine(app)?;
+    print_deleted("Containers", &engine.prune_containers(&[]).map_err(daemon)?);
+    print_deleted("Networks", &engine.prune_networks().map_err(daemon)?);
+    if args.volumes {
+        print_deleted("Volumes", &engine.prune_volumes(false).map_err(daemon)?);
+    }
+    let in_use = engine
+        .list()
+        .map_err(daemon)?
+        .into_iter()
+        .map(|r| r.image_id)
+        .collect();
+    let out = app.store()?.prune(args.all, &in_use)?;
+    if !out.untagged.is_empty() || !out.deleted.is_empty() {
+        println!("Deleted Images:");
+        for u in &out.untagged {
+            println!("untagged: {u}");
+        }
+        for d in &out.deleted {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(out.reclaimed)
+    );
     Ok(())
 }
 

@@ -293,13 +293,7 @@ fn prune(engine: &Engine, args: PruneArgs) -> Result<(), Failure> {
     {
         return Ok(());
     }
-    let mut deleted = Vec::new();
-    for n in engine.networks() {
-        if !n.predefined() && engine.network_users(&n.name).map_err(daemon)?.is_empty() {
-            engine.remove_network(&n.name).map_err(daemon)?;
-            deleted.push(n.name);
-        }
-    }
+    let deleted = engine.prune_networks().map_err(daemon)?;
     if !deleted.is_empty() {
         println!("Deleted Networks:");
         for d in deleted {

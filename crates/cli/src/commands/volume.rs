@@ -245,20 +245,8 @@ fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let engine = engine(app)?;
-    let mut deleted = Vec::new();
-    for v in engine.volumes().list() {
-        if (args.all || v.anonymous) && engine.volume_users(&v.name).map_err(daemon)?.is_empty() {
-            engine.remove_volume(&v.name, false).map_err(daemon)?;
-            deleted.push(v.name);
-        }
-    }
-    if !deleted.is_empty() {
-        println!("Deleted Volumes:");
-        for d in &deleted {
-            println!("{d}");
-        }
-        println!();
-    }
+    let deleted = engine.prune_volumes(args.all).map_err(daemon)?;
+    crate::commands::lifecycle::print_deleted("Volumes", &deleted);
     println!("Total reclaimed space: 0B");
     Ok(())
 }

@@ -613,7 +613,12 @@ fn pseudo_terminals() {
     ]);
     assert_eq!(out.ok(), "/dev/pts/0\r\nxterm\r\n");
     // -it from a terminal: the size follows the caller's, the exit code passes through.
-    let (code, text) = in_terminal(&b, "run --rm -it busybox sh -c 'stty size; exit 4'");
+    // The size is set once the runtime hands the pty over, and the process told by SIGWINCH
+    // (as after a resize); a shell that asks at once may see 0 0, as with a fast resize.
+    let (code, text) = in_terminal(
+        &b,
+        "run --rm -it busybox sh -c 'sleep 0.5; stty size; exit 4'",
+    );
     assert_eq!(code, 4, "{text}");
     assert!(text.contains("23 91"), "{text:?}");
     // -it without a terminal: Docker's refusal.
@@ -640,7 +645,7 @@ fn pseudo_terminals() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(logs, "/dev/pts/0\r\n");
-    let (code, text) = in_terminal(&b, "exec -it tt sh -c 'tty; stty size; exit 5'");
+    let (code, text) = in_terminal(&b, "exec -it tt sh -c 'tty; sleep 0.5; stty size; exit 5'");
     assert_eq!(code, 5, "{text}");
     assert!(
         text.contains("/dev/pts/1") && text.contains("23 91"),
@@ -658,4 +663,211 @@ fn pseudo_terminals() {
             .any(|n| n.to_string_lossy().starts_with("exec-")),
         "{leftover:?}"
     );
+}
+
+#[test]
+fn cp_both_ways_never_leaves_the_container() {
+    let b = busybox();
+    b.run(&[
+        "run", "-d", "--name", "box", "busybox", "sh", "-c",
+        "mkdir -p /data/sub && echo inside > /data/f && echo deep > /data/sub/g && ln -s / /escape && exec sleep 300",
+    ])
+    .ok();
+    for _ in 0..50 {
+        if b.run(&["exec", "box", "test", "-L", "/escape"]).code == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let host = tempfile::tempdir().unwrap();
+    let h = |p: &str| host.path().join(p);
+    // Out: a directory under a new name, a file, the contents of a directory.
+    b.run(&["cp", "box:/data", h("copy").to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(h("copy/f")).unwrap(), "inside\n");
+    assert_eq!(std::fs::read_to_string(h("copy/sub/g")).unwrap(), "deep\n");
+    std::fs::create_dir(h("into")).unwrap();
+    b.run(&["cp", "box:/data", h("into").to_str().unwrap()])
+        .ok();
+    assert!(h("into/data/f").exists());
+    b.run(&["cp", "box:/data/f", h("file").to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(h("file")).unwrap(), "inside\n");
+    // A symlink to / inside the container is resolved inside it (CVE-2018-15664): this
+    // is the container's /etc/hostname, not the host's.
+    b.run(&["cp", "box:/escape/etc/hostname", h("hn").to_str().unwrap()])
+        .ok();
+    let id = inspect(&b, "box")["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(h("hn")).unwrap(),
+        format!("{}\n", &id[..12])
+    );
+    // In: a tree with a symlink, owned by root, and never through the container's links.
+    std::fs::create_dir_all(h("src/sub")).unwrap();
+    std::fs::write(h("src/a"), "one\n").unwrap();
+    std::os::unix::fs::symlink("a", h("src/link")).unwrap();
+    b.run(&["cp", h("src").to_str().unwrap(), "box:/data/"])
+        .ok();
+    assert_eq!(
+        b.run(&[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "cat /data/src/link; stat -c %u /data/src/a"
+        ])
+        .ok(),
+        "one\n0\n"
+    );
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+    b.run(&[
+        "cp",
+        h("src/a").to_str().unwrap(),
+        &format!("box:/escape/tmp/{marker}"),
+    ])
+    .ok();
+    assert!(!std::path::Path::new(&format!("/tmp/{marker}")).exists());
+    assert_eq!(
+        b.run(&["exec", "box", "cat", &format!("/tmp/{marker}")])
+            .ok(),
+        "one\n"
+    );
+    // A tar on stdout.
+    let tar = b.run(&["cp", "box:/data/f", "-"]);
+    assert!(
+        tar.ok().starts_with('f'),
+        "{:?}",
+        &tar.stdout[..20.min(tar.stdout.len())]
+    );
+    b.run(&["cp", "box:/nope", h("x").to_str().unwrap()])
+        .fails(1, &["Could not find the file /nope in container box"]);
+    b.run(&["cp", h("a-missing").to_str().unwrap(), "box:/tmp"])
+        .fails(1, &["a-missing"]);
+    // A stopped container's files are there too, and nothing stays mounted.
+    b.run(&["stop", "-t", "0", "box"]).ok();
+    b.run(&["cp", "box:/data/f", h("after").to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(h("after")).unwrap(), "inside\n");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(b.root().to_str().unwrap()));
+    b.run(&["rm", "box"]).ok();
+}
+
+#[test]
+fn stats_and_escapes_through_file_descriptors() {
+    let b = busybox();
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "100m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ])
+    .ok();
+    let out = b.run(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}",
+    ]);
+    let line = out.ok().trim().to_string();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[0], "busy", "{line}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 20.0, "a busy loop uses a CPU: {line}");
+    assert_eq!(f[4], "100MiB", "{line}");
+    assert_eq!(f[5], "1", "{line}");
+    let table = b.run(&["stats", "--no-stream"]);
+    assert!(
+        table.ok().starts_with("CONTAINER ID   NAME"),
+        "{}",
+        table.stdout
+    );
+    b.run(&["rm", "-f", "busy"]).ok();
+    // CVE-2024-21626: a working directory through a leaked fd must not land on the host.
+    let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    b.run(&["run", "-d", "--name", "fdc", "busybox", "sleep", "300"])
+        .ok();
+    for n in 3..10 {
+        let wd = format!("/proc/self/fd/{n}");
+        for args in [
+            vec![
+                "run",
+                "--rm",
+                "-w",
+                &wd,
+                "busybox",
+                "cat",
+                "../../../../../etc/hostname",
+            ],
+            vec![
+                "exec",
+                "-w",
+                &wd,
+                "fdc",
+                "cat",
+                "../../../../../etc/hostname",
+            ],
+        ] {
+            let r = b.run(&args);
+            assert!(
+                host_name.is_empty() || !r.stdout.contains(host_name.trim()),
+                "{args:?} read the host's hostname"
+            );
+        }
+    }
+    // And no host descriptor beyond stdio is open in an exec'd process.
+    let fds = b.run(&["exec", "fdc", "ls", "/proc/self/fd"]);
+    let n: Vec<&str> = fds.ok().split_whitespace().collect();
+    assert!(n.len() <= 4, "{n:?}");
+    b.run(&["rm", "-f", "fdc"]).ok();
+}
+
+#[test]
+fn system_prune_cleans_after_a_killed_monitor() {
+    let b = busybox();
+    b.run(&["network", "create", "prunenet"]).ok();
+    b.run(&["volume", "create", "keepme"]).ok();
+    b.run(&["create", "--name", "made", "-v", "/anon", "busybox", "true"])
+        .ok();
+    let id = b
+        .run(&["run", "-d", "busybox", "sleep", "300"])
+        .ok()
+        .trim()
+        .to_string();
+    let keep = b
+        .run(&["run", "-d", "--name", "keep", "busybox", "sleep", "300"])
+        .ok()
+        .trim()
+        .to_string();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(b.root().join(format!("containers/{id}/container.json"))).unwrap(),
+    )
+    .unwrap();
+    let monitor = record["monitor_pid"].as_u64().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let out = b.run(&["system", "prune", "-f", "--volumes"]);
+    let text = out.ok();
+    assert!(
+        text.contains("Deleted Containers:") && text.contains(&id),
+        "{text}"
+    );
+    assert!(text.contains("Deleted Networks:\nprunenet"), "{text}");
+    assert!(text.contains("Deleted Volumes:"), "{text}");
+    assert!(text.contains("Total reclaimed space:"), "{text}");
+    assert_eq!(b.run(&["ps", "-aq", "--no-trunc"]).ok().trim(), keep);
+    assert_eq!(b.run(&["volume", "ls", "-q"]).ok(), "keepme\n");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&format!("containers/{id}")));
+    assert!(!std::path::Path::new(&format!("/run/netns/berth-{}", &id[..12])).exists());
+    b.run(&["rm", "-f", "keep"]).ok();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Container start benchmark: `run --rm busybox true`, median of N runs, berth beside docker
-# when asked (dockerd must be running). Podman 4.3 from Debian cannot run containers on this
+# Container start benchmark: `run --rm busybox true`, median of N runs; 50 detached
+# containers started one after another; the monitors' memory (PSS). berth beside docker when
+# asked (dockerd must be running). Podman 4.3 from Debian cannot run containers on this
 # host (runc refuses its RLIMIT_NOFILE above the host's hard limit), so it is left out.
 # Usage: bench/run-container.sh [--runs N] [--with-docker]
 set -euo pipefail
@@ -45,4 +46,32 @@ echo "berth --network none            $(median_ms "${B[@]}" run --rm --network n
 if [ $WITH_DOCKER = 1 ] && docker info >/dev/null 2>&1; then
   docker pull -q "$IMAGE" >/dev/null
   echo "docker --network none           $(median_ms docker run --rm --network none "$IMAGE" true)"
+fi
+
+# 50 detached containers one after another, then what their monitors cost in memory.
+fifty() { # $@: extra run flags
+  local s e
+  s=$(date +%s%N)
+  for _ in $(seq 1 50); do "${B[@]}" run -d "$@" "$IMAGE" sleep 300 >/dev/null; done
+  e=$(date +%s%N)
+  echo "$(( (e - s) / 1000000 ))"
+}
+pss_kb() { # mean PSS of the running monitors, kB
+  local total=0 n=0 p
+  for p in $(pgrep -f "container-monitor --detached"); do
+    total=$(( total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup") )); n=$(( n + 1 ))
+  done
+  [ "$n" -gt 0 ] && echo "$(( total / n )) kB over $n monitors" || echo "no monitors"
+}
+for net in none bridge; do
+  ms=$(fifty --network "$net")
+  echo "50 detached sleep 300 (--network $net): ${ms} ms; monitor PSS $(pss_kb)"
+  "${B[@]}" rm -f $("${B[@]}" ps -aq) >/dev/null
+done
+if [ $WITH_DOCKER = 1 ] && docker info >/dev/null 2>&1; then
+  s=$(date +%s%N)
+  for _ in $(seq 1 50); do docker run -d --network none "$IMAGE" sleep 300 >/dev/null; done
+  e=$(date +%s%N)
+  echo "docker: 50 detached (--network none): $(( (e - s) / 1000000 )) ms"
+  docker rm -f $(docker ps -aq) >/dev/null
 fi

@@ -74,13 +74,68 @@ pub const DENIED: &[&str] = &[
     "vm86old",
 ];
 
-/// The OCI `linux.seccomp` section.
-pub fn default_profile() -> Value {
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [
-            {"names": DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+/// Calls Docker's profile gives back to a container granted a capability (`--cap-add`).
+const UNLOCKED_BY: &[(&str, &[&str])] = &[
+    (
+        "CAP_SYS_ADMIN",
+        &[
+            "bpf",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "open_tree",
+            "perf_event_open",
+            "quotactl",
+            "quotactl_fd",
+            "setns",
+            "umount",
+            "umount2",
+            "unshare",
+            "clone3",
         ],
-    })
+    ),
+    ("CAP_SYS_BOOT", &["reboot"]),
+    (
+        "CAP_SYS_MODULE",
+        &["delete_module", "init_module", "finit_module"],
+    ),
+    ("CAP_SYS_PACCT", &["acct"]),
+    (
+        "CAP_SYS_PTRACE",
+        &["kcmp", "process_vm_readv", "process_vm_writev"],
+    ),
+    ("CAP_SYS_RAWIO", &["iopl", "ioperm"]),
+    (
+        "CAP_SYS_TIME",
+        &["settimeofday", "stime", "clock_settime", "clock_adjtime"],
+    ),
+    ("CAP_SYS_NICE", &["get_mempolicy", "mbind", "set_mempolicy"]),
+    ("CAP_BPF", &["bpf"]),
+    ("CAP_PERFMON", &["perf_event_open"]),
+];
+
+/// The OCI `linux.seccomp` section for a container with capabilities `caps`: Docker's
+/// refusals, less those the capabilities unlock in Docker's profile (so `--cap-add
+/// SYS_ADMIN` can mount, as with Docker).
+pub fn default_profile(caps: &[String]) -> Value {
+    let unlocked: Vec<&str> = UNLOCKED_BY
+        .iter()
+        .filter(|(cap, _)| caps.iter().any(|c| c == cap))
+        .flat_map(|(_, calls)| calls.iter().copied())
+        .collect();
+    let denied: Vec<&str> = DENIED
+        .iter()
+        .copied()
+        .filter(|c| !unlocked.contains(c))
+        .collect();
+    let mut rules = vec![json!({"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": 1})];
+    if !unlocked.contains(&"clone3") {
+        rules.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+    }
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
 }

@@ -185,7 +185,8 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         namespaces.push(json!({"type": "cgroup"}));
     }
-    let caps = json!(crate::options::capabilities(options));
+    let cap_list = crate::options::capabilities(options);
+    let caps = json!(cap_list);
     let nosuid_noexec_nodev = json!(["nosuid", "noexec", "nodev"]);
     let bind = |name: &str, target: &str| {
         json!({
@@ -272,7 +273,7 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
     if options.privileged {
         linux["devices"] = json!(host_devices());
     } else {
-        linux["seccomp"] = crate::seccomp::default_profile();
+        linux["seccomp"] = crate::seccomp::default_profile(&cap_list);
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }

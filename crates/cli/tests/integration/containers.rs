@@ -370,6 +370,24 @@ fn security_and_resource_flags() {
     let privileged = caps(&["--privileged"]);
     assert!(privileged.contains("Seccomp:\t0"), "{privileged}");
     assert!(!privileged.contains("a80425fb"));
+    // Docker's profile gives mount back with CAP_SYS_ADMIN, and only then.
+    let mount = "mkdir /m && mount -t tmpfs t /m && echo mounted";
+    assert_eq!(
+        b.run(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            mount
+        ])
+        .ok(),
+        "mounted\n"
+    );
+    b.run(&["run", "--rm", "busybox", "sh", "-c", mount])
+        .fails(1, &["permission denied"]);
     b.run(&["run", "--rm", "--cap-add", "bogus", "busybox", "true"])
         .fails(125, &["unknown capability: \"CAP_BOGUS\""]);
     assert_eq!(

@@ -269,3 +269,40 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
     assert!(!std::path::Path::new(&bridge).exists());
     assert_eq!(leftovers(&web, port), (false, false, false));
 }
+
+#[test]
+fn udp_ports_are_published_too() {
+    // busybox's nc has no UDP: the python stand-in answers instead.
+    let b = Berth::new();
+    b.run(&["pull", "-q", "python:3.8-slim-buster"]).ok();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    b.run(&[
+        "run", "-d", "--name", "udp", "-p", &format!("{port}:9000/udp"),
+        "python:3.8-slim-buster", "python", "-c",
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9000))\nwhile True:\n    d, a = s.recvfrom(100)\n    s.sendto(d.upper(), a)",
+    ])
+    .ok();
+    assert_eq!(
+        b.run(&["port", "udp"]).ok(),
+        format!("9000/udp -> 0.0.0.0:{port}\n")
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut answer = Vec::new();
+    for _ in 0..50 {
+        socket.send_to(b"over udp", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 100];
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            answer = buf[..n].to_vec();
+            break;
+        }
+    }
+    assert_eq!(answer, b"OVER UDP");
+    b.run(&["rm", "-f", "udp"]).ok();
+}

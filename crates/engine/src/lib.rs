@@ -26,6 +26,7 @@
 //! start monitors. This crate knows nothing of registries' wire formats or HTTP.
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod container;
 pub mod copy;
 mod error;

@@ -19,9 +19,12 @@ pub(crate) const PAUSED: &str = "paused";
 /// How a started monitor connects to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attach {
-    /// Detached: output goes to the json-file log; the monitor outlives the caller.
+    /// Detached: output goes to the json-file log and attach clients; the monitor outlives
+    /// the caller.
     Detached,
-    /// Foreground: the monitor shares the caller's stdio (`run` without `-d`).
+    /// Detached, but the container starts once a client attached (`run -it`, `start -a`).
+    DetachedAfterAttach,
+    /// Foreground: the monitor shares the caller's stdio (`run` without `-d` or `-t`).
     Foreground,
 }
 
@@ -48,14 +51,7 @@ impl Engine {
     /// Starts the monitor of a created or exited container: a fresh re-exec of this binary
     /// (`container-monitor`), so the runtime clones from a single-threaded process whatever
     /// the caller is (CLI with registry threads, API server). Returns the monitor process.
-    ///
-    /// `console`: where the caller waits for the pty master of a foreground `-t` container.
-    pub fn spawn_monitor(
-        &self,
-        id: &str,
-        attach: Attach,
-        console: Option<&std::path::Path>,
-    ) -> Result<Child, Error> {
+    pub fn spawn_monitor(&self, id: &str, attach: Attach) -> Result<Child, Error> {
         use std::os::unix::process::CommandExt;
         self.mark(id, STOP_REQUESTED, false);
         let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
@@ -66,15 +62,25 @@ impl Engine {
             .arg("--runroot")
             .arg(&self.runroot)
             .arg("container-monitor");
-        if let Some(c) = console {
-            monitor.arg("--console-socket").arg(c);
+        if attach == Attach::DetachedAfterAttach {
+            monitor.arg("--wait-attach");
         }
-        if attach == Attach::Detached {
-            monitor
-                .arg("--detached")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+        match attach {
+            Attach::Detached => {
+                monitor
+                    .arg("--detached")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+            // The caller waits for it: a failure to start is printed where the user sees it.
+            Attach::DetachedAfterAttach => {
+                monitor
+                    .arg("--detached")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null());
+            }
+            Attach::Foreground => {}
         }
         // Its own process group: the terminal's Ctrl-C reaches the container once, through
         // the caller's signal proxy, and a detached monitor outlives the caller.
@@ -98,7 +104,7 @@ impl Engine {
             r.error = None;
             r.restart_count = 0;
         })?;
-        let mut child = self.spawn_monitor(id, Attach::Detached, None)?;
+        let mut child = self.spawn_monitor(id, Attach::Detached)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.load(id)?;
@@ -131,6 +137,62 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// `start -a`, `run -it`: starts the container's monitor, which waits for this caller to
+    /// attach before starting the container, then streams until the container ends (its
+    /// exit code) or the user detaches (`None`).
+    pub fn start_attached(&self, id: &str, stdin: bool) -> Result<Option<i32>, Error> {
+        let record = self.load(id)?;
+        if record.is_running() {
+            return Err(Error::Invalid(format!("container {id} is already running")));
+        }
+        self.update(id, |r| {
+            r.state = State::Created;
+            r.error = None;
+            r.restart_count = 0;
+        })?;
+        let mut child = self.spawn_monitor(id, Attach::DetachedAfterAttach)?;
+        let attached = crate::attach::attach(&self.runroot, id, stdin, record.options.tty, || {
+            !matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if let Ok(crate::attach::Ended::Detached) = attached {
+            std::thread::spawn(move || child.wait());
+            return Ok(None);
+        }
+        // The monitor exits with the container's code, or `docker run`'s for a failed start
+        // (having printed why on the stderr it shares with us); `--rm` may have taken the
+        // record already.
+        let status = child
+            .wait()
+            .map_err(Error::io("waiting for the container monitor"))?;
+        Ok(Some(status.code().unwrap_or(125)))
+    }
+
+    /// `attach`: streams a running container until it ends (its exit code) or the user
+    /// detaches (`None`).
+    pub fn attach(&self, record: &ContainerRecord, stdin: bool) -> Result<Option<i32>, Error> {
+        if !record.is_running() {
+            return Err(Error::Invalid(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        let id = record.id.clone();
+        let ended = crate::attach::attach(&self.runroot, &id, stdin, record.options.tty, || {
+            self.load(&id).is_ok_and(|r| r.monitor_alive())
+        })?;
+        if ended == crate::attach::Ended::Detached {
+            return Ok(None);
+        }
+        // The monitor records the end right after hanging up.
+        for _ in 0..1000 {
+            let r = self.load(&id)?;
+            if r.state != State::Running || !r.monitor_alive() {
+                return Ok(Some(r.exit_code.unwrap_or(0)));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(Some(self.load(&id)?.exit_code.unwrap_or(0)))
     }
 
     /// Sends `signal`, waits up to `grace`, then SIGKILL, as `docker stop` does; the restart

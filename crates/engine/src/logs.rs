@@ -20,8 +20,14 @@ pub struct Entry {
     pub time: String,
 }
 
-/// Copies a stream of the container into the log, one record per line, until EOF.
-pub fn copy_stream(mut from: impl Read, stream: &'static str, log: Arc<Mutex<File>>) {
+/// Copies a stream of the container into the log, one record per line, until EOF, and
+/// passes every chunk on to the attached clients as it comes.
+pub fn copy_stream(
+    mut from: impl Read,
+    stream: &'static str,
+    log: Arc<Mutex<File>>,
+    hub: Option<Arc<crate::attach::Hub>>,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let flush = |line: &[u8]| {
@@ -41,6 +47,14 @@ pub fn copy_stream(mut from: impl Read, stream: &'static str, log: Arc<Mutex<Fil
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(hub) = &hub {
+            let kind = if stream == "stderr" {
+                crate::attach::STDERR
+            } else {
+                crate::attach::STDOUT
+            };
+            hub.broadcast(kind, &buf[..n]);
+        }
         pending.extend_from_slice(&buf[..n]);
         while let Some(i) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=i).collect();
@@ -73,7 +87,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.json");
         let log = Arc::new(Mutex::new(File::create(&path).unwrap()));
-        copy_stream(&b"one\ntwo\nthree"[..], "stdout", log);
+        copy_stream(&b"one\ntwo\nthree"[..], "stdout", log, None);
         let got: Vec<(String, String)> =
             read(&path).into_iter().map(|e| (e.log, e.stream)).collect();
         assert_eq!(

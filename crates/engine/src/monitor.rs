@@ -7,7 +7,6 @@
 //! [`Engine::update`], so a concurrent `rename` is not lost). In the foreground it uses the
 //! CLI's stdio; detached, it copies the container's output into the json-file log.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use berth_runtime::Stdio;
@@ -22,10 +21,14 @@ use crate::{Engine, Error, State};
 /// How the monitor connects the container's streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Streams {
-    /// The container uses the monitor's stdio (foreground `run`).
+    /// The container uses the monitor's stdio (foreground `run` without `-t`).
     Inherit,
-    /// stdin is empty and stdout/stderr go to the json-file log (`run -d`).
+    /// Output goes to the json-file log and to attached clients, stdin (with `-i`) and the
+    /// terminal (with `-t`) come from them (`run -d`, `start`).
     Log,
+    /// As `Log`, but the container starts only once a client has attached, so it sees
+    /// every byte (`run -it`, `start -a`).
+    LogAfterAttach,
 }
 
 /// Runs container `id` to its end and returns the exit code `docker run` would: the
@@ -35,10 +38,8 @@ pub enum Streams {
 /// When the restart policy says so, the monitor does not loop: it re-executes itself, so the
 /// runtime's `clone3` again happens in a single-threaded process (log copiers and the signal
 /// proxy are threads), with the same PID, which the record names.
-///
-/// `console` is where the CLI waits for the pty master of a foreground `-t` container.
-pub fn run(engine: &Engine, id: &str, streams: Streams, console: Option<&Path>) -> i32 {
-    match run_container(engine, id, streams, console) {
+pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
+    match run_container(engine, id, streams) {
         Ok(Outcome::Exited(code)) => code,
         Ok(Outcome::Restart(delay)) => {
             use std::os::unix::process::CommandExt;
@@ -90,12 +91,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn run_container(
-    engine: &Engine,
-    id: &str,
-    streams: Streams,
-    console: Option<&Path>,
-) -> Result<Outcome, Error> {
+fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome, Error> {
     let mut record = engine.load(id)?;
     let info = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
@@ -109,13 +105,7 @@ fn run_container(
         r.error = None;
     })?;
     let started = std::time::Instant::now();
-    let result = prepare_and_run(
-        engine,
-        &mut record,
-        &info.config,
-        &layout,
-        (streams, console),
-    );
+    let result = prepare_and_run(engine, &mut record, &info.config, &layout, streams);
     // Whatever happened, the mount goes and the record says how it ended.
     let unmounted = layout.unmount();
     let code = match &result {
@@ -186,7 +176,7 @@ fn prepare_and_run(
     record: &mut crate::ContainerRecord,
     config: &oci_spec::image::ImageConfiguration,
     layout: &Layout,
-    streams: (Streams, Option<&Path>),
+    streams: Streams,
 ) -> Result<i32, Error> {
     let options = &record.options;
     let image = config.config().clone().unwrap_or_default();
@@ -354,7 +344,7 @@ fn start_and_wait(
     engine: &Engine,
     record: &mut crate::ContainerRecord,
     layout: &Layout,
-    (streams, console): (Streams, Option<&Path>),
+    streams: Streams,
     process: &Process,
     attached: Option<&berth_network::Attached>,
 ) -> Result<i32, Error> {
@@ -413,7 +403,7 @@ fn start_and_wait(
         Streams::Inherit => {
             Some(crate::signals::install().map_err(Error::io("installing signal forwarding"))?)
         }
-        Streams::Log => None,
+        Streams::Log | Streams::LogAfterAttach => None,
     };
     let mut copiers = Vec::new();
     let open_log = || -> Result<Arc<Mutex<std::fs::File>>, Error> {
@@ -430,21 +420,22 @@ fn start_and_wait(
             .map_err(Error::io("opening /dev/null"))?
             .into())
     };
-    let running = match (streams, options.tty) {
-        (Streams::Inherit, true) => {
-            let console = console.ok_or_else(|| {
-                Error::Invalid("a foreground -t container needs a console socket".into())
-            })?;
-            runtime.start(
-                &record.id,
-                &layout.bundle,
-                Stdio {
-                    console: Some(console.to_path_buf()),
-                    ..Default::default()
-                },
-            )?
+    // Attach clients may connect from now on; with LogAfterAttach the first one is waited
+    // for here, before the clone (no thread yet).
+    let hub = match streams {
+        Streams::Inherit => None,
+        Streams::Log | Streams::LogAfterAttach => {
+            Some(crate::attach::Hub::bind(&engine.runroot, &record.id)?)
         }
-        (Streams::Inherit, false) => {
+    };
+    let first_client = match (&hub, streams) {
+        (Some(h), Streams::LogAfterAttach) => h.wait_first(std::time::Duration::from_secs(30))?,
+        _ => None,
+    };
+    let input: crate::attach::Input = Arc::new(Mutex::new(None));
+    let mut pty = None;
+    let running = match (streams, options.tty) {
+        (Streams::Inherit, _) => {
             // Without -i the container reads nothing, as with Docker (`run busybox cat` ends).
             let stdin = if options.interactive {
                 None
@@ -460,7 +451,7 @@ fn start_and_wait(
                 },
             )?
         }
-        (Streams::Log, true) => {
+        (_, true) => {
             // The runtime sends the pty while it creates the container; it waits in the
             // socket's backlog until we accept.
             let socket = crate::tty::ConsoleSocket::bind(&engine.runroot, &record.id[..12])?;
@@ -475,21 +466,40 @@ fn start_and_wait(
             let master = socket
                 .receive(|| true)?
                 .ok_or_else(|| Error::Invalid("the runtime sent no pty".into()))?;
-            let log = open_log()?;
+            let master = std::fs::File::from(master);
+            let writer = master
+                .try_clone()
+                .map_err(Error::io("duplicating the pty"))?;
+            *input.lock().expect("input lock") = Some(writer);
+            pty = Some(
+                master
+                    .try_clone()
+                    .map_err(Error::io("duplicating the pty"))?,
+            );
+            let (log, hub) = (open_log()?, hub.clone());
             copiers.push(std::thread::spawn(move || {
-                copy_stream(std::fs::File::from(master), "stdout", log)
+                copy_stream(master, "stdout", log, hub)
             }));
             running
         }
-        (Streams::Log, false) => {
+        (_, false) => {
             let log = open_log()?;
             let (out_r, out_w) = std::io::pipe().map_err(Error::io("making the stdout pipe"))?;
             let (err_r, err_w) = std::io::pipe().map_err(Error::io("making the stderr pipe"))?;
+            // With -i, stdin is a pipe that attached clients write to.
+            let stdin = if options.interactive {
+                let (in_r, in_w) = std::io::pipe().map_err(Error::io("making the stdin pipe"))?;
+                *input.lock().expect("input lock") =
+                    Some(std::fs::File::from(std::os::fd::OwnedFd::from(in_w)));
+                in_r.into()
+            } else {
+                null()?
+            };
             let running = runtime.start(
                 &record.id,
                 &layout.bundle,
                 Stdio {
-                    stdin: Some(null()?),
+                    stdin: Some(stdin),
                     stdout: Some(out_w.into()),
                     stderr: Some(err_w.into()),
                     console: None,
@@ -497,12 +507,27 @@ fn start_and_wait(
             )?;
             // Threads only now: the runtime's clone3 is behind us.
             for (pipe, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
-                let log = log.clone();
-                copiers.push(std::thread::spawn(move || copy_stream(pipe, stream, log)));
+                let (log, hub) = (log.clone(), hub.clone());
+                copiers.push(std::thread::spawn(move || {
+                    copy_stream(pipe, stream, log, hub)
+                }));
             }
             running
         }
     };
+    if let Some(hub) = &hub {
+        hub.serve(first_client, input.clone(), move |rows, cols| {
+            if let Some(pty) = &pty {
+                let size = rustix::termios::Winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let _ = rustix::termios::tcsetwinsize(pty, size);
+            }
+        });
+    }
     if let (Some(proxy), Some(pid)) = (proxy, running.pid()) {
         proxy.forward_to(pid);
     }
@@ -527,6 +552,12 @@ fn start_and_wait(
     let code = running.wait();
     for c in copiers {
         let _ = c.join();
+    }
+    // Clients hang up once the output is all theirs; they read the exit code from the
+    // record, which says "running" until the monitor has recorded the end.
+    if let Some(hub) = hub {
+        *input.lock().expect("input lock") = None;
+        hub.close();
     }
     Ok(code?)
 }

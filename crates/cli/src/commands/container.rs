@@ -362,44 +362,26 @@ pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
         println!("{id}");
         return Ok(());
     }
-    // The monitor is a fresh process: the runtime must start containers from a
-    // single-threaded one, and the CLI may have threads (the pull above).
-    let console = if options.tty {
-        Some(
-            berth_engine::tty::ConsoleSocket::bind(&app.global.runroot, &id[..12])
-                .map_err(daemon_failure)?,
-        )
-    } else {
-        None
-    };
-    let mut child = engine
-        .spawn_monitor(&id, Attach::Foreground, console.as_ref().map(|c| c.path()))
-        .map_err(daemon_failure)?;
     // Straight to the container's init once it runs: the monitor is busy starting it.
     let (root, container) = (app.global.root.clone(), id.clone());
-    berth_engine::signals::install()
-        .map_err(|e| run_failure(format!("installing signal forwarding: {e}")))?
-        .forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
-    if let Some(console) = console {
-        // The pty arrives unless the monitor fails first (it then prints why).
-        let master = console
-            .receive(|| matches!(child.try_wait(), Ok(Some(_))))
-            .map_err(daemon_failure)?;
-        drop(console);
-        if let Some(master) = master {
-            let raw = if options.interactive {
-                berth_engine::tty::RawTerminal::enter().ok()
-            } else {
-                None
-            };
-            let (root, container) = (app.global.root.clone(), id.clone());
-            let proxied = berth_engine::tty::proxy(master, options.interactive, move || {
-                berth_engine::container::recorded_pid(&root, &container)
-            });
-            drop(raw);
-            proxied.map_err(daemon_failure)?;
-        }
+    let proxy = berth_engine::signals::install()
+        .map_err(|e| run_failure(format!("installing signal forwarding: {e}")))?;
+    if options.tty {
+        // Through the monitor's attach socket: the output is logged too, and Ctrl-P Ctrl-Q
+        // leaves the container running.
+        proxy.forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
+        return match engine.start_attached(&id, options.interactive) {
+            Ok(Some(code)) => exit_with(code),
+            Ok(None) => Ok(()),
+            Err(e) => Err(daemon_failure(e)),
+        };
     }
+    // The monitor is a fresh process: the runtime must start containers from a
+    // single-threaded one, and the CLI may have threads (the pull above).
+    let mut child = engine
+        .spawn_monitor(&id, Attach::Foreground)
+        .map_err(daemon_failure)?;
+    proxy.forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
     let status = child
         .wait()
         .map_err(|e| run_failure(format!("waiting for the container monitor: {e}")))?;
@@ -423,9 +405,9 @@ pub struct MonitorArgs {
     /// Send the container's output to its log instead of this process's stdio.
     #[arg(long)]
     pub detached: bool,
-    /// Where the CLI waits for the pty of a foreground `-t` container.
+    /// Start the container only once a client has attached (`run -it`, `start -a`).
     #[arg(long)]
-    pub console_socket: Option<std::path::PathBuf>,
+    pub wait_attach: bool,
     /// Container ID.
     pub id: String,
 }
@@ -433,12 +415,11 @@ pub struct MonitorArgs {
 /// The monitor process (see `berth_engine::monitor`).
 pub fn monitor(app: &App, args: MonitorArgs) -> Result<(), Failure> {
     let engine = open_engine(app)?;
-    let streams = if args.detached {
-        Streams::Log
-    } else {
-        Streams::Inherit
+    let streams = match (args.detached, args.wait_attach) {
+        (true, true) => Streams::LogAfterAttach,
+        (true, false) => Streams::Log,
+        (false, _) => Streams::Inherit,
     };
-    let code =
-        berth_engine::monitor::run(&engine, &args.id, streams, args.console_socket.as_deref());
+    let code = berth_engine::monitor::run(&engine, &args.id, streams);
     std::process::exit(code);
 }

@@ -337,7 +337,7 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals.
     #[arg(short, long)]
     pub attach: bool,
-    /// Attach container's STDIN (not supported yet; accepted with -a).
+    /// Attach container's STDIN.
     #[arg(short, long)]
     pub interactive: bool,
 }
@@ -352,9 +352,12 @@ pub fn start(app: &App, args: StartArgs) -> Result<(), Failure> {
             });
         }
         let r = engine.find(&args.containers[0]).map_err(daemon)?;
-        let from = berth_engine::logs::read(&engine.log_path(&r.id)).len();
-        engine.start_detached(&r.id).map_err(start_failure)?;
-        return follow_to_exit(&engine, &r.id, from);
+        forward_signals(&engine, &r.id)?;
+        return match engine.start_attached(&r.id, args.interactive) {
+            Ok(Some(code)) => crate::commands::container::exit_with(code),
+            Ok(None) => Ok(()),
+            Err(e) => Err(start_failure(e)),
+        };
     }
     each(&args.containers, |n| {
         let r = engine.find(n).map_err(daemon)?;
@@ -375,34 +378,21 @@ fn start_failure(e: berth_engine::Error) -> Failure {
     }
 }
 
-/// Streams a container's output from log entry `from` until it ends, forwarding Ctrl-C and
-/// friends, then exits with its code (`start -a`, `attach`).
-fn follow_to_exit(engine: &Engine, id: &str, from: usize) -> Result<(), Failure> {
+/// Passes SIGINT, SIGTERM… on to the container's init, as Docker's `--sig-proxy`.
+fn forward_signals(engine: &Engine, id: &str) -> Result<(), Failure> {
     let root = engine.root().to_path_buf();
     let container = id.to_string();
     berth_engine::signals::install()
         .map_err(|e| Failure::usage(format!("installing signal forwarding: {e}")))?
         .forward_when_known(move || berth_engine::container::recorded_pid(&root, &container));
-    let path = engine.log_path(id);
-    let mut seen = from;
-    loop {
-        let record = engine.load(id).map_err(daemon)?;
-        let done = !record.monitor_alive() && record.state != State::Created;
-        let now = berth_engine::logs::read(&path);
-        now.iter().skip(seen).for_each(|e| print_entry(e, false));
-        seen = now.len();
-        if done {
-            return crate::commands::container::exit_with(record.exit_code.unwrap_or(0));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Ok(())
 }
 
 #[derive(Args)]
 pub struct AttachArgs {
     /// CONTAINER
     pub container: String,
-    /// Do not attach STDIN (stdin is never attached yet).
+    /// Do not attach STDIN.
     #[arg(long)]
     pub no_stdin: bool,
     /// Proxy all received signals to the process.
@@ -413,14 +403,19 @@ pub struct AttachArgs {
 pub fn attach(app: &App, args: AttachArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
     let r = engine.find(&args.container).map_err(daemon)?;
-    if !r.is_running() {
-        return Err(Failure {
-            code: 1,
-            message: "You cannot attach to a stopped container, start it first".into(),
-        });
+    if args.sig_proxy {
+        forward_signals(&engine, &r.id)?;
     }
-    let from = berth_engine::logs::read(&engine.log_path(&r.id)).len();
-    follow_to_exit(&engine, &r.id, from)
+    let stdin = r.options.interactive && !args.no_stdin;
+    match engine.attach(&r, stdin) {
+        Ok(Some(code)) => crate::commands::container::exit_with(code),
+        Ok(None) => Ok(()),
+        Err(berth_engine::Error::Invalid(m)) => Err(Failure {
+            code: 1,
+            message: m,
+        }),
+        Err(e) => Err(daemon(e)),
+    }
 }
 
 /// `restart`: `stop` (same flags), then start.

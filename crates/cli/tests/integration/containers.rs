@@ -598,13 +598,16 @@ fn init_hosts_env_file_and_publish_all() {
 
 /// Runs a shell command under `script`, which gives it a terminal of the given size.
 fn in_terminal(b: &Berth, command: &str) -> (i32, String) {
+    typing(b, command, "true")
+}
+
+/// Runs a berth command under `script` with `keys` (a shell `printf`/`sleep` list) typed
+/// at its terminal.
+fn typing(b: &Berth, command: &str, keys: &str) -> (i32, String) {
     let berth = env!("CARGO_BIN_EXE_berth");
-    let out = std::process::Command::new("script")
-        .args([
-            "-eqc",
-            &format!("stty cols 91 rows 23; {berth} {command}"),
-            "/dev/null",
-        ])
+    let inner = format!("stty cols 91 rows 23; {berth} {command}").replace('\'', "'\\''");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("({keys}) | script -eqc '{inner}' /dev/null")])
         .env("BERTH_ROOT", b.root())
         .env("BERTH_CONFIG", b.config_path())
         .stdin(std::process::Stdio::null())
@@ -671,6 +674,32 @@ fn pseudo_terminals() {
     );
     assert_eq!(b.run(&["exec", "-t", "tt", "echo", "hi"]).ok(), "hi\r\n");
     b.run(&["rm", "-f", "tt"]).ok();
+    // attach to a -dit shell, type, then Ctrl-P Ctrl-Q: the shell goes on.
+    b.run(&["run", "-dit", "--name", "shell", "busybox", "sh"])
+        .ok();
+    let (code, text) = typing(
+        &b,
+        "attach shell",
+        r"sleep 0.5; printf 'echo sum-$((40+2))\n'; sleep 0.5; printf '\020\021'; sleep 0.3",
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("sum-42"), "{text:?}");
+    assert_eq!(b.run(&["ps", "--format", "{{.Names}}"]).ok(), "shell\n");
+    assert!(b.run(&["logs", "shell"]).ok().contains("sum-42"));
+    b.run(&["rm", "-f", "shell"]).ok();
+    // run -it: typed input reaches the shell, its exit code comes back.
+    let (code, text) = typing(
+        &b,
+        "run -it --rm busybox sh",
+        r"sleep 0.5; printf 'exit 3\n'",
+    );
+    assert_eq!(code, 3, "{text}");
+    // start -ai: stdin piped to a created -i container.
+    b.run(&["create", "-i", "--name", "cat", "busybox", "cat"])
+        .ok();
+    let out = b.run_with_input(&["start", "-ai", "cat"], b"piped\n");
+    assert_eq!(out.ok(), "piped\n");
+    b.run(&["rm", "cat"]).ok();
     // Nothing of the consoles is left behind.
     let leftover: Vec<_> = std::fs::read_dir("/run/berth/tty")
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())

@@ -1,0 +1,324 @@
+//! Attaching to a detached container: its monitor serves a unix socket
+//! (`<runroot>/attach/<short id>.sock`) through which any number of clients (`attach`,
+//! `start -a`, `run -it`, later the Engine API) see its output live and feed its stdin.
+//!
+//! Frames, both ways, are Docker's stream framing (`stdcopy`): an 8-byte header — a kind
+//! byte, three zero bytes, the payload length as a big-endian u32 — then the payload.
+//! Monitor → client: kind 1 stdout, 2 stderr (a terminal's output is all stdout). Client →
+//! monitor: kind 0 stdin bytes, [`RESIZE`] (rows and columns, two big-endian u16 each),
+//! [`CLOSE_STDIN`]. The monitor closes every connection once the container has ended and
+//! its output is drained; the client then reads the exit code from the record.
+//!
+//! Detach keys (Ctrl-P Ctrl-Q) are the client's business: it stops forwarding and hangs
+//! up, and the container goes on.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::Error;
+
+/// Frame kind: bytes for the container's stdin.
+pub const STDIN: u8 = 0;
+/// Frame kind: the container's stdout.
+pub const STDOUT: u8 = 1;
+/// Frame kind: the container's stderr.
+pub const STDERR: u8 = 2;
+/// Frame kind: the client's terminal size changed.
+pub const RESIZE: u8 = 3;
+/// Frame kind: the client's stdin ended.
+pub const CLOSE_STDIN: u8 = 4;
+
+/// Docker's default detach sequence: Ctrl-P Ctrl-Q.
+pub const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Where a container's monitor listens.
+pub fn socket_path(runroot: &Path, id: &str) -> PathBuf {
+    runroot
+        .join("attach")
+        .join(format!("{}.sock", &id[..12.min(id.len())]))
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one frame; `None` at end of stream.
+fn read_frame(from: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 8];
+    from.read_exact(&mut header).ok()?;
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    // A client cannot make the monitor allocate much.
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut payload = vec![0u8; len];
+    from.read_exact(&mut payload).ok()?;
+    Some((header[0], payload))
+}
+
+/// Where attached clients' input goes: the container's stdin pipe, or its pty.
+pub type Input = Arc<Mutex<Option<File>>>;
+
+/// The monitor's side: the listening socket and the clients attached so far.
+pub struct Hub {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Mutex<Vec<UnixStream>>,
+}
+
+impl Hub {
+    /// Listens for clients of container `id`. Made before the container starts, so a
+    /// client that waits for it misses nothing.
+    pub fn bind(runroot: &Path, id: &str) -> Result<Arc<Hub>, Error> {
+        let path = socket_path(runroot, id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(Error::io(format!("creating {}", dir.display())))?;
+        }
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .map_err(Error::io(format!("listening on {}", path.display())))?;
+        Ok(Arc::new(Hub {
+            listener,
+            path,
+            clients: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Waits (without a thread) until one client is there, for a caller that must see the
+    /// first byte of output (`run -it`, `start -a`); gives up after `timeout`.
+    pub fn wait_first(&self, timeout: Duration) -> Result<Option<UnixStream>, Error> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(Error::io("polling the attach socket"))?;
+        let deadline = std::time::Instant::now() + timeout;
+        let got = loop {
+            match self.listener.accept() {
+                Ok((s, _)) => break Some(s),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() > deadline {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(Error::io("accepting an attach client")(e)),
+            }
+        };
+        self.listener
+            .set_nonblocking(false)
+            .map_err(Error::io("polling the attach socket"))?;
+        if let Some(s) = &got {
+            s.set_nonblocking(false)
+                .map_err(Error::io("setting up an attach client"))?;
+        }
+        Ok(got)
+    }
+
+    /// Serves clients from now on (a thread per client for their input), starting with
+    /// `first` if one was waited for. `input` takes stdin frames; `resize` applies a size.
+    pub fn serve(
+        self: &Arc<Hub>,
+        first: Option<UnixStream>,
+        input: Input,
+        resize: impl Fn(u16, u16) + Send + Sync + 'static,
+    ) {
+        let resize = Arc::new(resize);
+        let add = {
+            let hub = self.clone();
+            move |stream: UnixStream| {
+                if let Ok(writer) = stream.try_clone() {
+                    hub.clients.lock().expect("clients lock").push(writer);
+                }
+                let (input, resize) = (input.clone(), resize.clone());
+                std::thread::spawn(move || client_input(stream, input, resize));
+            }
+        };
+        if let Some(s) = first {
+            add(s);
+        }
+        let hub = self.clone();
+        std::thread::spawn(move || {
+            for stream in hub.listener.incoming() {
+                match stream {
+                    Ok(s) => add(s),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+
+    /// Sends output to every client; one that cannot keep up or went away is dropped.
+    pub fn broadcast(&self, kind: u8, bytes: &[u8]) {
+        let data = frame(kind, bytes);
+        let mut clients = self.clients.lock().expect("clients lock");
+        clients.retain_mut(|c| c.write_all(&data).is_ok());
+    }
+
+    /// Hangs up on every client (the container ended) and removes the socket.
+    pub fn close(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        for c in self.clients.lock().expect("clients lock").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn client_input(mut stream: UnixStream, input: Input, resize: Arc<dyn Fn(u16, u16) + Send + Sync>) {
+    while let Some((kind, payload)) = read_frame(&mut stream) {
+        match kind {
+            STDIN => {
+                let mut sink = input.lock().expect("input lock");
+                if let Some(f) = sink.as_mut() {
+                    if f.write_all(&payload).is_err() {
+                        *sink = None;
+                    }
+                }
+            }
+            RESIZE if payload.len() == 4 => resize(
+                u16::from_be_bytes([payload[0], payload[1]]),
+                u16::from_be_bytes([payload[2], payload[3]]),
+            ),
+            CLOSE_STDIN => {
+                // Closing the pipe is the container's EOF; a pty's input stays open.
+                let mut sink = input.lock().expect("input lock");
+                if sink
+                    .as_ref()
+                    .is_some_and(|f| !rustix::termios::isatty(f.as_fd()))
+                {
+                    *sink = None;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How an attach ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container ended (its output is all here).
+    Exited,
+    /// The user pressed the detach keys; the container goes on.
+    Detached,
+}
+
+/// The client's side: connects to container `id`'s monitor (waiting up to `timeout` for
+/// the socket, while `alive()` says the monitor lives) and copies output to stdout/stderr,
+/// and with `stdin` the terminal or pipe to the container, until the container ends or the
+/// user detaches. With `tty`, the caller's terminal goes raw and its size follows.
+pub fn attach(
+    runroot: &Path,
+    id: &str,
+    stdin: bool,
+    tty: bool,
+    mut alive: impl FnMut() -> bool,
+) -> Result<Ended, Error> {
+    let path = socket_path(runroot, id);
+    let stream = loop {
+        match UnixStream::connect(&path) {
+            Ok(s) => break s,
+            Err(_) if alive() => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(Error::io(format!("attaching to {id}"))(e)),
+        }
+    };
+    let raw = if tty && stdin {
+        crate::tty::RawTerminal::enter().ok()
+    } else {
+        None
+    };
+    let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if tty {
+        let mut resizer = stream
+            .try_clone()
+            .map_err(Error::io("attaching to the container"))?;
+        let send_size = move |s: &mut UnixStream| {
+            let size = rustix::termios::tcgetwinsize(std::io::stdout().as_fd())
+                .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdin().as_fd()));
+            if let Ok(size) = size {
+                let mut p = size.ws_row.to_be_bytes().to_vec();
+                p.extend_from_slice(&size.ws_col.to_be_bytes());
+                let _ = s.write_all(&frame(RESIZE, &p));
+            }
+        };
+        send_size(&mut resizer);
+        if let Ok(mut signals) =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])
+        {
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    send_size(&mut resizer);
+                }
+            });
+        }
+    }
+    if stdin {
+        let mut to_monitor = stream
+            .try_clone()
+            .map_err(Error::io("attaching to the container"))?;
+        let detached = detached.clone();
+        std::thread::spawn(move || {
+            let mut input = std::io::stdin().lock();
+            let mut buf = [0u8; 4096];
+            let mut pending_ctrl_p = false;
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = to_monitor.write_all(&frame(CLOSE_STDIN, &[]));
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                let mut out = Vec::with_capacity(n + 1);
+                for &b in &buf[..n] {
+                    if pending_ctrl_p {
+                        pending_ctrl_p = false;
+                        if b == DETACH_KEYS[1] {
+                            detached.store(true, std::sync::atomic::Ordering::SeqCst);
+                            let _ = to_monitor.write_all(&frame(STDIN, &out));
+                            let _ = to_monitor.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        out.push(DETACH_KEYS[0]);
+                    }
+                    if b == DETACH_KEYS[0] {
+                        pending_ctrl_p = true;
+                    } else {
+                        out.push(b);
+                    }
+                }
+                if !out.is_empty() && to_monitor.write_all(&frame(STDIN, &out)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut from_monitor = stream;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    while let Some((kind, payload)) = read_frame(&mut from_monitor) {
+        let _ = match kind {
+            STDERR => err.write_all(&payload),
+            _ => out.write_all(&payload).and_then(|_| out.flush()),
+        };
+    }
+    drop(raw);
+    if detached.load(std::sync::atomic::Ordering::SeqCst) {
+        Ok(Ended::Detached)
+    } else {
+        Ok(Ended::Exited)
+    }
+}

@@ -21,7 +21,7 @@ impl Engine {
             if r.monitor_alive() || !labels.iter().all(|l| label_matches(&r, l)) {
                 continue;
             }
-            if matches!(r.state, State::Running | State::Restarting) {
+            if r.state != State::Exited && r.monitor_pid.is_some() {
                 self.reap_orphan(&r)?;
             }
             self.remove(&r.id)?;

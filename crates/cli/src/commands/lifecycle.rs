@@ -491,8 +491,8 @@ fn remove_one(
             });
         }
         engine.stop(r, 9, Duration::ZERO).map_err(daemon)?;
-    } else if r.state == State::Running || r.state == State::Restarting {
-        // Recorded as running but its monitor is gone (killed): clean up after it.
+    } else if r.state != State::Exited && r.monitor_pid.is_some() {
+        // A monitor was at work and is gone (killed at any step): clean up after it.
         engine.reap_orphan(r).map_err(daemon)?;
     }
     // A --rm container is already gone once its monitor finished.

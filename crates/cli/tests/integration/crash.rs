@@ -60,3 +60,71 @@ fn concurrent_pulls_share_blobs() {
     assert_eq!(b.count("blobs/sha256"), 3);
     assert_eq!(b.count("snapshots"), 1);
 }
+
+/// `kill -9` of a container's monitor at any step of its start, or of the CLI, leaves a
+/// container that `ps -a` lists and `rm -f` removes with every mount, namespace and veth.
+#[test]
+fn killed_monitors_and_clis_leave_nothing_rm_cannot_clean() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let exe = env!("CARGO_BIN_EXE_berth");
+    let mut ids = Vec::new();
+    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80].iter().enumerate() {
+        let name = format!("victim{i}");
+        let mut cli = b
+            .cmd(&[
+                "run", "-d", "--name", &name, "-p", "0:80", "busybox", "sleep", "300",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        // The monitor of this store (matched by its command line), then the CLI.
+        let root = b.root();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.starts_with(exe)
+                && cmdline.contains("container-monitor")
+                && cmdline.contains(root.to_str().unwrap())
+            {
+                let pid = entry.file_name().to_string_lossy().into_owned();
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status();
+            }
+        }
+        let _ = cli.kill();
+        let _ = cli.wait();
+        // Whatever step it died at, the container (if it was made) is listed and removable.
+        let listed = b.run(&["ps", "-a", "--format", "{{.Names}}"]);
+        if listed.ok().contains(&name) {
+            ids.push(
+                b.run(&["inspect", "--format", "{{.Id}}", &name])
+                    .ok()
+                    .trim()
+                    .to_string(),
+            );
+            b.run(&["rm", "-f", &name]).ok();
+        }
+    }
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(b.root().to_str().unwrap()),
+        "a root filesystem stayed mounted"
+    );
+    let containers = std::fs::read_dir(b.root().join("containers"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "container directories left");
+    let leases =
+        std::fs::read_to_string("/run/berth/networks/bridge/ipam.json").unwrap_or_default();
+    for id in &ids {
+        assert!(!leases.contains(id.as_str()), "the lease of {id} was left");
+        let ns = format!("/run/netns/berth-{}", &id[..12]);
+        assert!(!std::path::Path::new(&ns).exists(), "{ns} was left");
+    }
+    assert_eq!(b.run(&["system", "prune", "-f"]).code, 0);
+}

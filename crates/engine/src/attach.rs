@@ -119,19 +119,29 @@ impl Hub {
         if let Some(s) = &got {
             s.set_nonblocking(false)
                 .map_err(Error::io("setting up an attach client"))?;
+            // Registered now, before the container starts: it gets the first byte.
+            let writer = s
+                .try_clone()
+                .map_err(Error::io("setting up an attach client"))?;
+            self.clients.lock().expect("clients lock").push(writer);
         }
         Ok(got)
     }
 
     /// Serves clients from now on (a thread per client for their input), starting with
-    /// `first` if one was waited for. `input` takes stdin frames; `resize` applies a size.
+    /// `first` if one was waited for (already receiving output). `input` takes stdin
+    /// frames; `resize` applies a size.
     pub fn serve(
         self: &Arc<Hub>,
         first: Option<UnixStream>,
         input: Input,
         resize: impl Fn(u16, u16) + Send + Sync + 'static,
     ) {
-        let resize = Arc::new(resize);
+        let resize: Arc<dyn Fn(u16, u16) + Send + Sync> = Arc::new(resize);
+        if let Some(s) = first {
+            let (input, resize) = (input.clone(), resize.clone());
+            std::thread::spawn(move || client_input(s, input, resize));
+        }
         let add = {
             let hub = self.clone();
             move |stream: UnixStream| {
@@ -142,9 +152,6 @@ impl Hub {
                 std::thread::spawn(move || client_input(stream, input, resize));
             }
         };
-        if let Some(s) = first {
-            add(s);
-        }
         let hub = self.clone();
         std::thread::spawn(move || {
             for stream in hub.listener.incoming() {

@@ -66,6 +66,62 @@ pub fn copy_stream(
     }
 }
 
+/// Parses `logs --since/--until` as Docker does: an RFC 3339 time (`2026-12-02T10:00:00Z`,
+/// a date, or a time without zone, read as UTC), Unix seconds (`1764669600.5`), or a Go
+/// duration before `now` (`42m`, `1h30m`, `10s`).
+pub fn parse_time(
+    s: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, crate::Error> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let bad = || {
+        crate::Error::Invalid(format!(
+            "invalid value for \"since\"/\"until\": {s:?}: use an RFC 3339 time, Unix seconds or a duration such as 10m"
+        ))
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).ok_or_else(bad)?));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        let nanos = (secs * 1e9) as i64;
+        return Ok(Utc.timestamp_nanos(nanos));
+    }
+    // A Go duration: numbers with h, m, s, ms units, in sequence.
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(bad()),
+        };
+        total += value * factor;
+        rest = &rest[unit_len..];
+    }
+    Ok(now - chrono::Duration::milliseconds((total * 1000.0) as i64))
+}
+
 /// Reads the records of a log file (missing file: none).
 pub fn read(path: &Path) -> Vec<Entry> {
     let Ok(f) = File::open(path) else {
@@ -76,6 +132,36 @@ pub fn read(path: &Path) -> Vec<Entry> {
         .map_while(Result::ok)
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::parse_time;
+
+    fn check(s: &str, expected: &str) {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let got = match parse_time(s, now) {
+            Ok(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, expected, "{s}");
+    }
+
+    #[test]
+    fn since_and_until() {
+        check("2026-12-02T09:00:00Z", "2026-12-02T09:00:00Z");
+        check("2026-12-02T09:00:00+01:00", "2026-12-02T08:00:00Z");
+        check("2026-12-01", "2026-12-01T00:00:00Z");
+        check("1764669600", "2025-12-02T10:00:00Z");
+        check("10m", "2026-12-02T09:50:00Z");
+        check("1h30m", "2026-12-02T08:30:00Z");
+        check(
+            "soon",
+            "error: invalid value for \"since\"/\"until\": \"soon\": use an RFC 3339 time, Unix seconds or a duration such as 10m",
+        );
+    }
 }
 
 #[cfg(test)]

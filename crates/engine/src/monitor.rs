@@ -528,6 +528,13 @@ fn start_and_wait(
             }
         });
     }
+    // The monitor now only waits and copies: give back the heap the setup used (image
+    // config, spec, seccomp profile), since one monitor per container stays resident.
+    // SAFETY: malloc_trim only releases free memory at the top of glibc's arenas; it
+    // touches no live allocation and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     if let (Some(proxy), Some(pid)) = (proxy, running.pid()) {
         proxy.forward_to(pid);
     }

@@ -683,13 +683,38 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m").
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m").
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 pub fn logs(app: &App, args: LogsArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
     let r = engine.find(&args.container).map_err(daemon)?;
     let path = engine.log_path(&r.id);
-    let entries = berth_engine::logs::read(&path);
+    let now = chrono::Utc::now();
+    let bound = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| berth_engine::logs::parse_time(s, now))
+            .transpose()
+            .map_err(daemon)
+    };
+    let (since, until) = (bound(&args.since)?, bound(&args.until)?);
+    let in_window = |e: &berth_engine::logs::Entry| {
+        let t = chrono::DateTime::parse_from_rfc3339(&e.time)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok();
+        match t {
+            Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+            None => true,
+        }
+    };
+    let all = berth_engine::logs::read(&path);
+    let total = all.len();
+    let entries: Vec<_> = all.into_iter().filter(|e| in_window(e)).collect();
     let skip = match args.tail.as_str() {
         "all" => 0,
         n => {
@@ -700,7 +725,7 @@ pub fn logs(app: &App, args: LogsArgs) -> Result<(), Failure> {
         }
     };
     let print = |e: &berth_engine::logs::Entry| print_entry(e, args.timestamps);
-    let mut seen = entries.len();
+    let mut seen = total;
     entries.iter().skip(skip).for_each(print);
     if args.follow {
         loop {
@@ -708,9 +733,12 @@ pub fn logs(app: &App, args: LogsArgs) -> Result<(), Failure> {
                 .load(&r.id)
                 .map(|x| x.monitor_alive())
                 .unwrap_or(false);
-            let now = berth_engine::logs::read(&path);
-            now.iter().skip(seen).for_each(print);
-            seen = now.len();
+            let all = berth_engine::logs::read(&path);
+            all.iter()
+                .skip(seen)
+                .filter(|e| in_window(e))
+                .for_each(print);
+            seen = all.len();
             if !running {
                 break;
             }

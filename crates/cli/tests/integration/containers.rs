@@ -68,6 +68,19 @@ fn create_start_attach_rename_and_prune() {
     assert_eq!(b.run(&["start", "job"]).ok(), "job\n");
     assert_eq!(b.run(&["wait", "job"]).ok(), "3\n");
     assert_eq!(b.run(&["logs", "job"]).stdout, "hello berth\nhello berth\n");
+    // --since/--until: times, dates and durations as Docker reads them.
+    assert_eq!(
+        b.run(&["logs", "--since", "1h", "job"]).stdout,
+        "hello berth\nhello berth\n"
+    );
+    assert_eq!(b.run(&["logs", "--until", "2000-01-01", "job"]).stdout, "");
+    assert_eq!(
+        b.run(&["logs", "--since", "2999-01-01T00:00:00Z", "job"])
+            .stdout,
+        ""
+    );
+    b.run(&["logs", "--since", "soon", "job"])
+        .fails(1, &["invalid value for \"since\""]);
     b.run(&["rename", "job", "task"]).ok();
     b.run(&["inspect", "job"])
         .fails(1, &["No such object: job"]);
@@ -868,6 +881,26 @@ fn stats_and_escapes_through_file_descriptors() {
             );
         }
     }
+    // CVE-2019-5736: processes of the container try to write to every /proc/PID/exe they
+    // can see while berth execs into it; the host's berth binary stays as it is.
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_berth"));
+    let before = std::fs::metadata(exe).unwrap();
+    b.run(&[
+        "run", "-d", "--name", "evil", "busybox", "sh", "-c",
+        "while true; do for p in /proc/[0-9]*; do echo pwned 2>/dev/null >> $p/exe && echo WROTE $p; done; done",
+    ])
+    .ok();
+    for _ in 0..20 {
+        b.run(&["exec", "evil", "true"]);
+    }
+    let logs = b.run(&["logs", "evil"]);
+    assert!(!logs.stdout.contains("WROTE"), "{}", logs.stdout);
+    let after = std::fs::metadata(exe).unwrap();
+    assert_eq!(
+        (before.len(), before.modified().unwrap()),
+        (after.len(), after.modified().unwrap())
+    );
+    b.run(&["rm", "-f", "evil"]).ok();
     // And no host descriptor beyond stdio is open in an exec'd process.
     let fds = b.run(&["exec", "fdc", "ls", "/proc/self/fd"]);
     let n: Vec<&str> = fds.ok().split_whitespace().collect();

@@ -33,6 +33,10 @@ pub const RESIZE: u8 = 3;
 /// Frame kind: the client's stdin ended.
 pub const CLOSE_STDIN: u8 = 4;
 
+/// How long a client may stall the container's output (a suspended `attach`) before it is
+/// dropped: output must keep flowing into the log.
+const CLIENT_STALL: Duration = Duration::from_secs(2);
+
 /// Docker's default detach sequence: Ctrl-P Ctrl-Q.
 pub const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
@@ -123,6 +127,7 @@ impl Hub {
             let writer = s
                 .try_clone()
                 .map_err(Error::io("setting up an attach client"))?;
+            let _ = writer.set_write_timeout(Some(CLIENT_STALL));
             self.clients.lock().expect("clients lock").push(writer);
         }
         Ok(got)
@@ -139,17 +144,20 @@ impl Hub {
     ) {
         let resize: Arc<dyn Fn(u16, u16) + Send + Sync> = Arc::new(resize);
         if let Some(s) = first {
+            // The caller that started the container: its end of input is the container's
+            // (Docker's StdinOnce).
             let (input, resize) = (input.clone(), resize.clone());
-            std::thread::spawn(move || client_input(s, input, resize));
+            std::thread::spawn(move || client_input(s, input, resize, true));
         }
         let add = {
             let hub = self.clone();
             move |stream: UnixStream| {
                 if let Ok(writer) = stream.try_clone() {
+                    let _ = writer.set_write_timeout(Some(CLIENT_STALL));
                     hub.clients.lock().expect("clients lock").push(writer);
                 }
                 let (input, resize) = (input.clone(), resize.clone());
-                std::thread::spawn(move || client_input(stream, input, resize));
+                std::thread::spawn(move || client_input(stream, input, resize, false));
             }
         };
         let hub = self.clone();
@@ -185,7 +193,12 @@ impl Drop for Hub {
     }
 }
 
-fn client_input(mut stream: UnixStream, input: Input, resize: Arc<dyn Fn(u16, u16) + Send + Sync>) {
+fn client_input(
+    mut stream: UnixStream,
+    input: Input,
+    resize: Arc<dyn Fn(u16, u16) + Send + Sync>,
+    stdin_once: bool,
+) {
     while let Some((kind, payload)) = read_frame(&mut stream) {
         match kind {
             STDIN => {
@@ -200,7 +213,7 @@ fn client_input(mut stream: UnixStream, input: Input, resize: Arc<dyn Fn(u16, u1
                 u16::from_be_bytes([payload[0], payload[1]]),
                 u16::from_be_bytes([payload[2], payload[3]]),
             ),
-            CLOSE_STDIN => {
+            CLOSE_STDIN if stdin_once => {
                 // Closing the pipe is the container's EOF; a pty's input stays open.
                 let mut sink = input.lock().expect("input lock");
                 if sink
@@ -210,6 +223,8 @@ fn client_input(mut stream: UnixStream, input: Input, resize: Arc<dyn Fn(u16, u1
                     *sink = None;
                 }
             }
+            // Another client's input ended: it stops feeding, the container's stdin stays.
+            CLOSE_STDIN => return,
             _ => {}
         }
     }
@@ -285,11 +300,21 @@ pub fn attach(
             loop {
                 let n = match input.read(&mut buf) {
                     Ok(0) | Err(_) => {
+                        if pending_ctrl_p {
+                            let _ = to_monitor.write_all(&frame(STDIN, &[DETACH_KEYS[0]]));
+                        }
                         let _ = to_monitor.write_all(&frame(CLOSE_STDIN, &[]));
                         return;
                     }
                     Ok(n) => n,
                 };
+                // Without a terminal, stdin is data: passed on verbatim, as in Docker.
+                if !tty {
+                    if to_monitor.write_all(&frame(STDIN, &buf[..n])).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let mut out = Vec::with_capacity(n + 1);
                 for &b in &buf[..n] {
                     if pending_ctrl_p {

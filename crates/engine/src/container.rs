@@ -252,6 +252,11 @@ impl Engine {
                             .into(),
                     ));
                 }
+                for a in &options.network_aliases {
+                    if !crate::options::valid_name(a) {
+                        return Err(Error::Invalid(format!("invalid alias {a:?}")));
+                    }
+                }
                 vec![crate::networks::NetworkEndpoint {
                     network: def.name,
                     aliases: options.network_aliases.clone(),
@@ -361,7 +366,7 @@ impl Engine {
         Ok(())
     }
 
-    fn lock(&self) -> Result<std::fs::File, Error> {
+    pub(crate) fn lock(&self) -> Result<std::fs::File, Error> {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -479,11 +484,21 @@ impl Engine {
         timeout: std::time::Duration,
     ) -> Result<Option<ContainerRecord>, Error> {
         let deadline = std::time::Instant::now() + timeout;
+        let mut last = self.load(id)?;
         loop {
-            let r = self.load(id)?;
+            let r = match self.load(id) {
+                Ok(r) => r,
+                // Removed meanwhile (`--rm`): it ended, as the last record seen says.
+                Err(Error::NoSuchContainer(_)) => {
+                    last.state = State::Exited;
+                    return Ok(Some(last));
+                }
+                Err(e) => return Err(e),
+            };
             if r.state == State::Exited || (r.state != State::Created && !r.monitor_alive()) {
                 return Ok(Some(r));
             }
+            last = r;
             if std::time::Instant::now() >= deadline {
                 return Ok(None);
             }

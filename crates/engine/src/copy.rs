@@ -92,6 +92,13 @@ impl Engine {
                     Mode::empty(),
                 )
                 .map_err(|e| Error::io(format!("opening {path}"))(e.into()))?;
+                // The PID must still be the container's (in its cgroup), checked after the
+                // root was opened: a reused PID would otherwise give the host's root.
+                let cgroup =
+                    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+                if !cgroup.contains(&record.id) {
+                    return Err(Error::NotRunning(record.id.clone()));
+                }
                 return Ok(Root { fd, mounted: None });
             }
         }
@@ -143,7 +150,15 @@ impl Engine {
         out: impl Write,
     ) -> Result<(), Error> {
         let root = self.open_root(record)?;
-        let src = open_in(&root.fd, path, OFlags::PATH).map_err(|_| not_found(record, path))?;
+        // The last component is taken as it is (a link copies as a link, as in Docker)
+        // unless the path ends in `/` or `/.`.
+        let follow = path.ends_with('/') || path.ends_with("/.");
+        let flags = if follow {
+            OFlags::PATH
+        } else {
+            OFlags::PATH | OFlags::NOFOLLOW
+        };
+        let src = open_in(&root.fd, path, flags).map_err(|_| not_found(record, path))?;
         let stat = rustix::fs::fstat(&src).map_err(|e| Error::io("stat")(e.into()))?;
         let is_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir();
         let contents_only = prefix.is_none();
@@ -218,13 +233,54 @@ impl Engine {
                     .append_link(&mut header, &name, target.to_string_lossy().as_ref())
                     .map_err(Error::io("writing the tar"))?;
             } else {
-                let file = open_in(&root.fd, path, OFlags::RDONLY | OFlags::NOFOLLOW)
-                    .map_err(|_| not_found(record, path))?;
-                let file = std::fs::File::from(file);
-                header.set_size(file.metadata().map_err(Error::io("stat"))?.len());
-                builder
-                    .append_data(&mut header, &name, file)
-                    .map_err(Error::io("writing the tar"))?;
+                let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+                match kind {
+                    rustix::fs::FileType::RegularFile => {
+                        // Opened without blocking (a FIFO swapped in cannot hang us) and
+                        // checked to be the inode examined above; exactly its size is
+                        // copied, so a file that grows cannot add entries to the tar.
+                        let file = open_in(
+                            &root.fd,
+                            path,
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+                        )
+                        .map_err(|_| not_found(record, path))?;
+                        let now =
+                            rustix::fs::fstat(&file).map_err(|e| Error::io("stat")(e.into()))?;
+                        if (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino)
+                            || !rustix::fs::FileType::from_raw_mode(now.st_mode).is_file()
+                        {
+                            return Err(Error::Invalid(format!(
+                                "{path} changed while it was copied"
+                            )));
+                        }
+                        header.set_size(stat.st_size as u64);
+                        let exact = Exact {
+                            inner: std::fs::File::from(file),
+                            left: stat.st_size as u64,
+                        };
+                        builder
+                            .append_data(&mut header, &name, exact)
+                            .map_err(Error::io(format!("copying {path}")))?;
+                    }
+                    rustix::fs::FileType::Fifo
+                    | rustix::fs::FileType::CharacterDevice
+                    | rustix::fs::FileType::BlockDevice => {
+                        // The node, never its contents.
+                        header.set_entry_type(match kind {
+                            rustix::fs::FileType::Fifo => tar::EntryType::Fifo,
+                            rustix::fs::FileType::CharacterDevice => tar::EntryType::Char,
+                            _ => tar::EntryType::Block,
+                        });
+                        header.set_size(0);
+                        let _ = header.set_device_major(rustix::fs::major(stat.st_rdev));
+                        let _ = header.set_device_minor(rustix::fs::minor(stat.st_rdev));
+                        builder
+                            .append_data(&mut header, &name, std::io::empty())
+                            .map_err(Error::io("writing the tar"))?;
+                    }
+                    _ => return Err(Error::Invalid(format!("{path}: cannot copy a socket"))),
+                }
             }
         }
         builder.finish().map_err(Error::io("writing the tar"))?;
@@ -326,6 +382,31 @@ impl Engine {
         append_tree(&mut tar, src, name.as_deref().map(Path::new))?;
         let bytes = tar.into_inner().map_err(Error::io("packing the copy"))?;
         self.copy_in_tar(record, &dir, bytes.as_slice())
+    }
+}
+
+/// A reader of exactly `left` bytes: fewer from the file is an error (it shrank while it was
+/// copied), more are never read.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was copied",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

@@ -67,6 +67,12 @@ impl Engine {
         }
         let dir = self.dir(&record.id);
         let layout = Layout::new(&dir);
+        // Users and the command are looked up in the container's own view (its volumes and
+        // binds included), through its init's root.
+        let root = record
+            .pid
+            .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")))
+            .unwrap_or_else(|| layout.rootfs.clone());
         let config_path = layout.bundle.join("config.json");
         let mut text = String::new();
         std::fs::File::open(&config_path)
@@ -97,7 +103,7 @@ impl Engine {
             .unwrap_or_else(|| process["cwd"].as_str().unwrap_or("/").to_string());
         let user = match &options.user {
             Some(u) => {
-                let u = resolve(&layout.rootfs, u).map_err(exec_failed)?;
+                let u = resolve(&root, u).map_err(exec_failed)?;
                 json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids})
             }
             None => process["user"].clone(),
@@ -107,9 +113,12 @@ impl Engine {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(crate::spec::DEFAULT_PATH)
             .to_string();
-        check_executable(&layout.rootfs, &options.cmd[0], &path, &cwd).map_err(exec_failed)?;
+        check_executable(&root, &options.cmd[0], &path, &cwd).map_err(exec_failed)?;
+        // Detached, the process must not hold the caller's terminal or pipes: it outlives
+        // the command (and a pty nobody reads would hang it up).
+        let tty = options.tty && !options.detach;
         let mut exec_process = json!({
-            "terminal": options.tty,
+            "terminal": tty,
             "user": user,
             "args": options.cmd,
             "env": env,
@@ -121,21 +130,27 @@ impl Engine {
             exec_process["noNewPrivileges"] = process["noNewPrivileges"].clone();
         }
         let (file, name) = tempfile_in(&dir)?;
-        let console = if options.tty {
+        let console = if tty {
             Some(crate::tty::ConsoleSocket::bind(&self.runroot, &name)?)
         } else {
             None
         };
         std::fs::write(&file, exec_process.to_string())
             .map_err(Error::io(format!("writing {}", file.display())))?;
-        let stdin = if options.interactive || options.tty {
-            None
+        let null = || -> Result<std::os::fd::OwnedFd, Error> {
+            Ok(std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(Error::io("opening /dev/null"))?
+                .into())
+        };
+        let (stdin, stdout, stderr) = if options.detach {
+            (Some(null()?), Some(null()?), Some(null()?))
+        } else if options.interactive || tty {
+            (None, None, None)
         } else {
-            Some(
-                std::fs::File::open("/dev/null")
-                    .map_err(Error::io("opening /dev/null"))?
-                    .into(),
-            )
+            (Some(null()?), None, None)
         };
         // Caught from before the clone, so a Ctrl-C meanwhile is not lost; passed on after.
         let proxy = crate::signals::install().map_err(Error::io("installing signal forwarding"))?;
@@ -144,8 +159,9 @@ impl Engine {
             &file,
             berth_runtime::Stdio {
                 stdin,
+                stdout,
+                stderr,
                 console: console.as_ref().map(|c| c.path().to_path_buf()),
-                ..Default::default()
             },
         );
         let _ = std::fs::remove_file(&file);

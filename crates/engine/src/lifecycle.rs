@@ -61,7 +61,8 @@ impl Engine {
             .arg(self.root())
             .arg("--runroot")
             .arg(&self.runroot)
-            .arg("container-monitor");
+            .arg("container-monitor")
+            .env_remove("BERTH_RESTART_DELAY_MS");
         if attach == Attach::DetachedAfterAttach {
             monitor.arg("--wait-attach");
         }
@@ -91,19 +92,51 @@ impl Engine {
             .map_err(Error::io("starting the container monitor"))
     }
 
+    /// Checks, under the containers lock, that no monitor runs the container (returning its
+    /// record if one does) and resets the record for a fresh start: the previous run's
+    /// outcome must not be read as this one's.
+    fn claim_start(&self, id: &str) -> Result<Option<ContainerRecord>, Error> {
+        let _lock = self.lock()?;
+        let mut r = self.load(id)?;
+        if r.monitor_alive() {
+            return Ok(Some(r));
+        }
+        r.state = State::Created;
+        r.error = None;
+        r.restart_count = 0;
+        r.monitor_pid = None;
+        self.save(&r)?;
+        Ok(None)
+    }
+
+    /// The monitor that takes a restarting container over: detached, waiting `delay` first
+    /// (the `stop-requested` marker is kept: a stop meanwhile must hold).
+    pub fn spawn_restart(&self, id: &str, delay: Duration) -> Result<Child, Error> {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
+        Command::new(exe)
+            .arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("container-monitor")
+            .arg("--detached")
+            .arg(id)
+            .env("BERTH_RESTART_DELAY_MS", delay.as_millis().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(Error::io("starting the container monitor"))
+    }
+
     /// `start` of a detached container: spawns its monitor and waits until the record says
     /// it runs, or why it could not (the error, with `docker run`'s exit code).
     pub fn start_detached(&self, id: &str) -> Result<ContainerRecord, Error> {
-        let before = self.load(id)?;
-        if before.is_running() || before.status() == "restarting" {
-            return Ok(before);
+        if let Some(live) = self.claim_start(id)? {
+            return Ok(live);
         }
-        // A fresh start: the previous run's outcome must not be read as this one's.
-        self.update(id, |r| {
-            r.state = State::Created;
-            r.error = None;
-            r.restart_count = 0;
-        })?;
         let mut child = self.spawn_monitor(id, Attach::Detached)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -143,15 +176,12 @@ impl Engine {
     /// attach before starting the container, then streams until the container ends (its
     /// exit code) or the user detaches (`None`).
     pub fn start_attached(&self, id: &str, stdin: bool) -> Result<Option<i32>, Error> {
-        let record = self.load(id)?;
-        if record.is_running() {
-            return Err(Error::Invalid(format!("container {id} is already running")));
+        if self.claim_start(id)?.is_some() {
+            return Err(Error::Invalid(format!(
+                "container {id} is already running: use attach"
+            )));
         }
-        self.update(id, |r| {
-            r.state = State::Created;
-            r.error = None;
-            r.restart_count = 0;
-        })?;
+        let record = self.load(id)?;
         let mut child = self.spawn_monitor(id, Attach::DetachedAfterAttach)?;
         let attached = crate::attach::attach(&self.runroot, id, stdin, record.options.tty, || {
             !matches!(child.try_wait(), Ok(Some(_)))
@@ -172,10 +202,21 @@ impl Engine {
     /// `attach`: streams a running container until it ends (its exit code) or the user
     /// detaches (`None`).
     pub fn attach(&self, record: &ContainerRecord, stdin: bool) -> Result<Option<i32>, Error> {
+        if record.status() == "restarting" {
+            return Err(Error::Invalid(
+                "You cannot attach to a restarting container, wait until it is running".into(),
+            ));
+        }
         if !record.is_running() {
             return Err(Error::Invalid(
                 "You cannot attach to a stopped container, start it first".into(),
             ));
+        }
+        if !crate::attach::socket_path(&self.runroot, &record.id).exists() {
+            return Err(Error::Invalid(format!(
+                "container {} runs in the foreground of another berth command and cannot be attached to",
+                record.id
+            )));
         }
         let id = record.id.clone();
         let ended = crate::attach::attach(&self.runroot, &id, stdin, record.options.tty, || {
@@ -215,7 +256,15 @@ impl Engine {
             if let Ok(r) = self.load(&record.id) {
                 let _ = self.signal(&r, 9);
             }
-            self.wait_stopped(&record.id, Duration::from_secs(30))?;
+            if self
+                .wait_stopped(&record.id, Duration::from_secs(30))?
+                .is_none()
+            {
+                return Err(Error::Invalid(format!(
+                    "cannot stop container: {}: tried to kill container, but did not receive an exit event",
+                    record.id
+                )));
+            }
         }
         Ok(())
     }

@@ -20,6 +20,9 @@ pub struct Entry {
     pub time: String,
 }
 
+/// The longest log record; longer output is split, as by Docker's json-file driver.
+const MAX_LINE: usize = 16 * 1024;
+
 /// Copies a stream of the container into the log, one record per line, until EOF, and
 /// passes every chunk on to the attached clients as it comes.
 pub fn copy_stream(
@@ -59,6 +62,12 @@ pub fn copy_stream(
         while let Some(i) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=i).collect();
             flush(&line);
+        }
+        // Docker splits what has no newline at 16 KiB: a container printing without end of
+        // line cannot grow the monitor's memory (which lies outside its cgroup).
+        while pending.len() >= MAX_LINE {
+            let part: Vec<u8> = pending.drain(..MAX_LINE).collect();
+            flush(&part);
         }
     }
     if !pending.is_empty() {

@@ -7,6 +7,7 @@
 //! [`Engine::update`], so a concurrent `rename` is not lost). In the foreground it uses the
 //! CLI's stdio; detached, it copies the container's output into the json-file log.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use berth_runtime::Stdio;
@@ -35,27 +36,39 @@ pub enum Streams {
 /// container's own, 128+N for signal N, or 125/126/127 when it could not start (the error
 /// is printed first, in Docker's words, and kept in the record for `run -d` to report).
 ///
-/// When the restart policy says so, the monitor does not loop: it re-executes itself, so the
-/// runtime's `clone3` again happens in a single-threaded process (log copiers and the signal
-/// proxy are threads), with the same PID, which the record names.
+/// When the restart policy says so, the monitor does not loop: it hands over to a fresh
+/// detached monitor (a new process, so the runtime's `clone3` again happens single-threaded;
+/// log copiers and the signal proxy are threads here) which waits out the back-off, and ends
+/// with this run's code, so a foreground or attached caller returns as with Docker while the
+/// container goes on restarting.
 pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
     match run_container(engine, id, streams) {
         Ok(Outcome::Exited(code)) => code,
-        Ok(Outcome::Restart(delay)) => {
-            use std::os::unix::process::CommandExt;
-            let err = std::process::Command::new("/proc/self/exe")
-                .args(std::env::args_os().skip(1))
-                .env(DELAY_VAR, delay.as_millis().to_string())
-                .exec();
-            eprintln!("berth: restarting container {id}: {err}");
-            let _ = engine.update(id, |r| {
-                r.state = State::Exited;
-                r.monitor_pid = None;
-            });
-            125
+        Ok(Outcome::Restart { code, delay }) => {
+            match engine.spawn_restart(id, delay) {
+                // Named in the record before this monitor ends: the container never looks
+                // abandoned between the two.
+                Ok(child) => {
+                    let _ = engine.update(id, |r| r.monitor_pid = Some(child.id()));
+                }
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "berth: restarting container {id}: {e}");
+                    let _ = engine.update(id, |r| {
+                        r.state = State::Exited;
+                        r.monitor_pid = None;
+                    });
+                }
+            }
+            code
         }
         Err(e) => {
-            eprintln!("berth: Error response from daemon: {}.", docker_message(&e));
+            // Not eprintln!: a caller that went away (a detached `run -it`) must not make
+            // the monitor panic before it records the failure.
+            let _ = writeln!(
+                std::io::stderr(),
+                "berth: Error response from daemon: {}.",
+                docker_message(&e)
+            );
             // A failure before the container was set up (image gone, mount refused) still
             // ends in the record, so `run -d` and `ps -a` can tell.
             let _ = engine.update(id, |r| {
@@ -78,8 +91,13 @@ const DELAY_VAR: &str = "BERTH_RESTART_DELAY_MS";
 enum Outcome {
     /// Done: exit with this code.
     Exited(i32),
-    /// The restart policy starts it again after this back-off.
-    Restart(std::time::Duration),
+    /// Ended with `code`; the restart policy starts it again after `delay`.
+    Restart {
+        /// The run's exit code.
+        code: i32,
+        /// The back-off before the next run.
+        delay: std::time::Duration,
+    },
 }
 
 /// An error as `docker run` prints it, without a doubled full stop.
@@ -92,6 +110,28 @@ fn now() -> String {
 }
 
 fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome, Error> {
+    // A monitor taking over after a restart waits out the back-off first; a stop meanwhile
+    // leaves the container down.
+    if let Some(delay) = std::env::var(DELAY_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(delay);
+        loop {
+            if engine.stop_requested(id) {
+                let r = engine.update(id, |r| {
+                    r.state = State::Exited;
+                    r.monitor_pid = None;
+                })?;
+                return Ok(Outcome::Exited(r.exit_code.unwrap_or(0)));
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        engine.update(id, |r| r.restart_count += 1)?;
+    }
     let mut record = engine.load(id)?;
     let info = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
@@ -149,19 +189,10 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         } else {
             (previous * 2).min(60_000)
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(delay);
-        while std::time::Instant::now() < deadline {
-            if engine.stop_requested(id) {
-                engine.update(id, |r| {
-                    r.state = State::Exited;
-                    r.monitor_pid = None;
-                })?;
-                return Ok(Outcome::Exited(code));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        engine.update(id, |r| r.restart_count += 1)?;
-        return Ok(Outcome::Restart(std::time::Duration::from_millis(delay)));
+        return Ok(Outcome::Restart {
+            code,
+            delay: std::time::Duration::from_millis(delay),
+        });
     }
     if record.options.rm {
         engine.remove_with_volumes(id)?;
@@ -209,7 +240,13 @@ fn prepare_and_run(
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(crate::spec::DEFAULT_PATH)
         .to_string();
-    check_executable(&layout.rootfs, &args[0], &path, &cwd)?;
+    // The image alone is checked: a command on a volume, bind or tmpfs is not there yet,
+    // and is left to the runtime to find.
+    let mounted = !record.options.mounts.is_empty() || !record.options.tmpfs.is_empty();
+    match check_executable(&layout.rootfs, &args[0], &path, &cwd) {
+        Err(Error::NotFound(_)) | Err(Error::NotExecutable(_)) if mounted => {}
+        other => other?,
+    }
     let mounts = mount_sources(engine, &record.options.mounts, &layout.rootfs)?;
     let init = if options.init {
         Some(find_init()?)
@@ -237,7 +274,11 @@ fn prepare_and_run(
     // The record as it is now: `network connect` may have added networks meanwhile.
     let current = engine.load(&record.id).unwrap_or_else(|_| record.clone());
     if let Err(e) = engine.detach_networks(&current) {
-        eprintln!("berth: cleaning up the network of {}: {e}", record.id);
+        let _ = writeln!(
+            std::io::stderr(),
+            "berth: cleaning up the network of {}: {e}",
+            record.id
+        );
     }
     record.ip = None;
     result
@@ -515,6 +556,13 @@ fn start_and_wait(
             running
         }
     };
+    if streams == Streams::LogAfterAttach {
+        // The caller's stderr was ours to report a failed start; from here on the caller may
+        // detach and go away, so the monitor lets go of its terminal or pipe.
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+    }
     if let Some(hub) = &hub {
         hub.serve(first_client, input.clone(), move |rows, cols| {
             if let Some(pty) = &pty {

@@ -193,11 +193,20 @@ impl Engine {
                     }
                     s
                 }
-                None => (0u32..=255 * 256)
+                // 10.90.0.0/24 to 10.127.255.0/24, then Docker's 172.18–31 and 192.168 pools.
+                None => (0u32..38 * 256)
                     .map(|n| Subnet {
                         base: std::net::Ipv4Addr::new(10, 90 + (n / 256) as u8, (n % 256) as u8, 0),
                         prefix: 24,
                     })
+                    .chain((18u8..=31).map(|b| Subnet {
+                        base: std::net::Ipv4Addr::new(172, b, 0, 0),
+                        prefix: 16,
+                    }))
+                    .chain((0u32..16).map(|n| Subnet {
+                        base: std::net::Ipv4Addr::new(192, 168, (n * 16) as u8, 0),
+                        prefix: 20,
+                    }))
                     .find(|s| !taken.iter().any(|t| t.overlaps(s)))
                     .ok_or_else(|| {
                         Error::Invalid("no free subnet left for a new network".into())
@@ -280,6 +289,20 @@ impl Engine {
     ) -> Result<(), Error> {
         let def = self.network(network)?;
         let record = self.find(container)?;
+        if matches!(
+            record.options.network.as_deref(),
+            Some("host") | Some("none")
+        ) {
+            return Err(Error::Forbidden(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (it uses --network {})",
+                record.options.network.as_deref().unwrap_or_default()
+            )));
+        }
+        for a in &aliases {
+            if !crate::options::valid_name(a) {
+                return Err(Error::Invalid(format!("invalid alias {a:?}")));
+            }
+        }
         if def.driver != "bridge" {
             return Err(Error::Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
@@ -331,7 +354,14 @@ impl Engine {
         if record.is_running() {
             self.network_bridge(&def)?.teardown(&record.id)?;
         }
-        self.update(&record.id, |r| r.networks.retain(|e| e.network != def.name))?;
+        self.update(&record.id, |r| {
+            r.networks = r.endpoints();
+            r.networks.retain(|e| e.network != def.name);
+            // No network left: it has none, not the default bridge again at its next start.
+            if r.networks.is_empty() {
+                r.options.network = Some("none".into());
+            }
+        })?;
         Ok(())
     }
 }

@@ -337,7 +337,10 @@ pub fn parse_volume(s: &str) -> Result<MountSpec, Error> {
     let parts: Vec<&str> = s.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
         [t] => ("", *t, ""),
-        [t, o] if o.split(',').all(|x| MOUNT_OPTIONS.contains(&x)) => ("", *t, *o),
+        // A destination and a mode only (`/data:ro`) is not a volume (Docker's rule).
+        [_, o] if o.split(',').all(|x| MOUNT_OPTIONS.contains(&x)) => {
+            return Err(bad("a mode needs a source: use SOURCE:DESTINATION:MODE"))
+        }
         [a, b] => (*a, *b, ""),
         [a, b, o] => (*a, *b, *o),
         _ => return Err(bad("too many colons")),
@@ -347,6 +350,7 @@ pub fn parse_volume(s: &str) -> Result<MountSpec, Error> {
             "invalid mount path: '{target}' mount path must be absolute"
         )));
     }
+    let target = clean_path(target);
     if target == "/" {
         return Err(bad("invalid mount path: '/' cannot be a mount point"));
     }
@@ -372,17 +376,23 @@ pub fn parse_volume(s: &str) -> Result<MountSpec, Error> {
     Ok(MountSpec {
         kind,
         source: source.into(),
-        target: clean_path(target),
+        target,
         read_only,
     })
 }
 
-/// `/a//b/` → `/a/b` (Docker compares mount targets cleaned).
+/// `/a//b/./c/..` → `/a/b` (Go's `filepath.Clean`, which Docker applies to mount targets).
 fn clean_path(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
     format!("/{}", parts.join("/"))
 }
 
@@ -682,6 +692,14 @@ mod tests {
         check(
             v("/a:/b:bogus"),
             "error: invalid volume specification: '/a:/b:bogus': unknown option 'bogus'",
+        );
+        check(
+            v("/data:ro"),
+            "error: invalid volume specification: '/data:ro': a mode needs a source: use SOURCE:DESTINATION:MODE",
+        );
+        check(
+            v("xy:/a/.."),
+            "error: invalid volume specification: 'xy:/a/..': invalid mount path: '/' cannot be a mount point",
         );
         check(
             v("a b:/x"),

@@ -176,6 +176,10 @@ fn exec_port_top_pause() {
         "1 2 /www nobody\n"
     );
     assert_eq!(b.run(&["exec", "web", "sh", "-c", "exit 7"]).code, 7);
+    // -d: returns at once, holding none of the caller's pipes.
+    let started = std::time::Instant::now();
+    b.run(&["exec", "-d", "web", "sleep", "5"]).ok();
+    assert!(started.elapsed() < Duration::from_secs(3));
     // stdin is passed with -i only.
     let piped = b.run_with_input(&["exec", "-i", "web", "cat"], b"through stdin");
     assert_eq!(piped.ok(), "through stdin");
@@ -530,6 +534,29 @@ fn restart_policies() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(count >= 2, "restarted {count} times");
+    // In the foreground the command returns with the first run's code, as Docker's does,
+    // and the policy goes on in the background.
+    let started = std::time::Instant::now();
+    let fg = b.run(&[
+        "run",
+        "--name",
+        "fg",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "false",
+    ]);
+    assert_eq!(fg.code, 1, "{}", fg.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let mut v = inspect(&b, "fg");
+    for _ in 0..100 {
+        if v["State"]["Status"] == "exited" && v["RestartCount"] == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        v = inspect(&b, "fg");
+    }
+    assert_eq!(v["RestartCount"], 2, "{v}");
     b.run(&["stop", "loop"]).ok();
     std::thread::sleep(Duration::from_millis(500));
     let v = inspect(&b, "loop");
@@ -541,7 +568,7 @@ fn restart_policies() {
     b.run(&["start", "loop"]).ok();
     std::thread::sleep(Duration::from_millis(800));
     assert!(inspect(&b, "loop")["RestartCount"].as_u64().unwrap() >= 1);
-    b.run(&["rm", "-f", "loop", "flaky"]).ok();
+    b.run(&["rm", "-f", "loop", "flaky", "fg"]).ok();
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
 
@@ -792,6 +819,25 @@ fn cp_both_ways_never_leaves_the_container() {
             .ok(),
         "one\n"
     );
+    // A link is copied as a link; a FIFO is never read (it would block the copy).
+    b.run(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "ln -s /etc/passwd /data/pw && mkfifo /data/pipe",
+    ])
+    .ok();
+    b.run(&["cp", "box:/data/pw", h("pw").to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read_link(h("pw")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+    let started = std::time::Instant::now();
+    b.run(&["cp", "box:/data/pipe", h("pipe").to_str().unwrap()])
+        .ok();
+    assert!(started.elapsed() < Duration::from_secs(5));
     // A tar on stdout.
     let tar = b.run(&["cp", "box:/data/f", "-"]);
     assert!(

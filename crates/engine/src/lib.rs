@@ -12,7 +12,11 @@
 //! - [`rootfs`]: the overlay mount of image snapshots plus a writable upper layer, and the
 //!   generated `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
 //! - [`monitor`]: the per-container process that mounts, runs (through `berth-runtime`),
-//!   records the exit, and cleans up.
+//!   records the exit, applies the restart policy, and cleans up; [`attach`] is the socket
+//!   it serves clients on, [`tty`] the pseudo-terminals it hands out.
+//! - [`options`]: what `run`/`create` ask for and the parsers of Docker's flag syntax, shared
+//!   with the Engine API to come; [`lifecycle`], [`exec`], [`copy`], [`stats`], [`prune`],
+//!   [`inspect`]: the verbs on containers; [`volume`] and [`networks`]: what containers use.
 //!
 //! ```no_run
 //! use berth_engine::{Engine, RunOptions};
@@ -21,9 +25,10 @@
 //! # Ok::<(), berth_engine::Error>(())
 //! ```
 //!
-//! **Architecture invariant:** the container-creation path is synchronous and runs in the
-//! monitor, a single-threaded re-exec of the binary; `cli` and `api` only create records and
-//! start monitors. This crate knows nothing of registries' wire formats or HTTP.
+//! **Architecture invariant:** the container-creation path is synchronous and runs in a
+//! single-threaded process: the monitor (a fresh exec of the binary) for containers, the CLI
+//! before it starts threads for `exec`; `cli` and `api` only create records, start monitors
+//! and attach. This crate knows nothing of registries' wire formats or HTTP.
 #![deny(missing_docs)]
 
 pub mod attach;

@@ -84,7 +84,7 @@ pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
     }
 }
 
-/// Carries the restart back-off across the monitor's re-exec.
+/// Tells the monitor taking over after a restart how long to wait first.
 const DELAY_VAR: &str = "BERTH_RESTART_DELAY_MS";
 
 /// How one run of the container ended for the monitor.

@@ -308,7 +308,8 @@ impl Engine {
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        self.save(&record)?;
+        // The container itself (what `create` was asked) outlives a power loss, as Docker's.
+        self.write_record(&record, true)?;
         Ok(id)
     }
 
@@ -378,15 +379,24 @@ impl Engine {
         Ok(f)
     }
 
-    /// Writes a record atomically (temp file, fsync, rename).
+    /// Writes a record atomically (temp file, rename): a killed writer leaves the old
+    /// record or the new one, never a torn one. State changes are not fsynced — they
+    /// describe processes a power loss ends anyway, and a record that still says "running"
+    /// then reads as exited — which saves a disk flush per start and per exit.
     pub fn save(&self, record: &ContainerRecord) -> Result<(), Error> {
+        self.write_record(record, false)
+    }
+
+    fn write_record(&self, record: &ContainerRecord, durable: bool) -> Result<(), Error> {
         let dir = self.dir(&record.id);
         let tmp = dir.join(format!(".{RECORD}.{}", std::process::id()));
         let ctx = || format!("writing the record of container {}", record.id);
         let mut f = std::fs::File::create(&tmp).map_err(Error::io(ctx()))?;
         f.write_all(&serde_json::to_vec_pretty(record).expect("record serialises"))
             .map_err(Error::io(ctx()))?;
-        f.sync_all().map_err(Error::io(ctx()))?;
+        if durable {
+            f.sync_all().map_err(Error::io(ctx()))?;
+        }
         std::fs::rename(&tmp, dir.join(RECORD)).map_err(Error::io(ctx()))
     }
 
@@ -557,7 +567,8 @@ impl Engine {
             let bridge = self
                 .network(&e.network)
                 .and_then(|d| self.network_bridge(&d));
-            if let Err(err) = bridge.and_then(|b| Ok(b.teardown(&record.id)?)) {
+            // Their veths go with the namespace, removed below.
+            if let Err(err) = bridge.and_then(|b| Ok(b.release(&record.id)?)) {
                 first.get_or_insert(err);
             }
         }

@@ -20,7 +20,13 @@ pub(crate) fn run(
         }
         c
     };
-    let mut child = Command::new(program)
+    // Straight to the system's copy: no PATH walk, and no other `ip` earlier in PATH.
+    let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| program.into());
+    let mut child = Command::new(path)
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()

@@ -396,6 +396,94 @@ fn clean_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// What one `--mount` gives: a bind or volume mount, or a tmpfs (`PATH[:OPTIONS]`, as
+/// `--tmpfs` takes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// `type=bind` or `type=volume`.
+    Mount(MountSpec),
+    /// `type=tmpfs`.
+    Tmpfs(String),
+}
+
+/// Parses `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]`
+/// (Docker's keys and their aliases: `src`, `dst`/`destination`, `ro`).
+pub fn parse_mount(s: &str) -> Result<Mount, Error> {
+    let bad = |why: String| {
+        invalid(format!(
+            "invalid argument \"{s}\" for \"--mount\" flag: {why}"
+        ))
+    };
+    let (mut kind, mut source, mut target) = ("volume".to_string(), String::new(), String::new());
+    let mut read_only = false;
+    let mut tmpfs_opts: Vec<String> = Vec::new();
+    for field in s.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (field.trim(), None),
+        };
+        match (k, v) {
+            ("type", Some(v)) => kind = v.to_string(),
+            ("source" | "src", Some(v)) => source = v.to_string(),
+            ("target" | "dst" | "destination", Some(v)) => target = v.to_string(),
+            ("readonly" | "ro", None) => read_only = true,
+            ("readonly" | "ro", Some(v)) => {
+                read_only = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("invalid value for {k}: {v}"))),
+                }
+            }
+            ("tmpfs-size", Some(v)) => tmpfs_opts.push(format!("size={v}")),
+            ("tmpfs-mode", Some(v)) => tmpfs_opts.push(format!("mode={v}")),
+            ("bind-propagation" | "volume-nocopy" | "consistency", _) => {}
+            _ => return Err(bad(format!("unexpected key '{k}' in '{field}'"))),
+        }
+    }
+    if target.is_empty() {
+        return Err(bad("target is required".into()));
+    }
+    match kind.as_str() {
+        "tmpfs" => {
+            if !source.is_empty() {
+                return Err(bad("source is not allowed for tmpfs mounts".into()));
+            }
+            let spec = if tmpfs_opts.is_empty() {
+                target
+            } else {
+                format!("{target}:{}", tmpfs_opts.join(","))
+            };
+            parse_tmpfs(&spec)?;
+            Ok(Mount::Tmpfs(spec))
+        }
+        "bind" => {
+            if source.is_empty() {
+                return Err(bad("source is required when specifying bind mount".into()));
+            }
+            // Unlike -v, --mount does not make a missing host path (Docker's rule).
+            if std::fs::symlink_metadata(&source).is_err() {
+                return Err(bad(format!("bind source path does not exist: {source}")));
+            }
+            let mut m = parse_volume(&format!("{source}:{target}"))?;
+            m.read_only = read_only;
+            Ok(Mount::Mount(m))
+        }
+        "volume" => {
+            let spec = if source.is_empty() {
+                target
+            } else {
+                format!("{source}:{target}")
+            };
+            let mut m = parse_volume(&spec)?;
+            m.read_only = read_only;
+            Ok(Mount::Mount(m))
+        }
+        other => Err(bad(format!(
+            "invalid mount type {other:?}: use bind, volume or tmpfs"
+        ))),
+    }
+}
+
 /// Parses `--tmpfs PATH[:OPTIONS]` into the path and mount options.
 pub fn parse_tmpfs(s: &str) -> Result<(String, Vec<String>), Error> {
     let (path, opts) = s.split_once(':').unwrap_or((s, ""));
@@ -704,6 +792,31 @@ mod tests {
         check(
             v("a b:/x"),
             "error: create a b: \"a b\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path",
+        );
+    }
+
+    #[test]
+    fn mount_flag() {
+        let m = |s| parse_mount(s).map(|m| format!("{m:?}"));
+        check(
+            m("type=volume,source=data,target=/d,readonly"),
+            "\"Mount(MountSpec { kind: Volume, source: \\\"data\\\", target: \\\"/d\\\", read_only: true })\"",
+        );
+        check(
+            m("type=tmpfs,dst=/t,tmpfs-size=1m"),
+            "\"Tmpfs(\\\"/t:size=1m\\\")\"",
+        );
+        check(
+            m("type=bind,src=/nonexistent-berth,dst=/x"),
+            "error: invalid argument \"type=bind,src=/nonexistent-berth,dst=/x\" for \"--mount\" flag: bind source path does not exist: /nonexistent-berth",
+        );
+        check(
+            m("type=volume,src=x1"),
+            "error: invalid argument \"type=volume,src=x1\" for \"--mount\" flag: target is required",
+        );
+        check(
+            m("type=nfs,dst=/x"),
+            "error: invalid argument \"type=nfs,dst=/x\" for \"--mount\" flag: invalid mount type \"nfs\": use bind, volume or tmpfs",
         );
     }
 

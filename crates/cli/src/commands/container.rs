@@ -72,6 +72,9 @@ pub struct CreateArgs {
     /// Mount a tmpfs directory: PATH[:OPTIONS].
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=…[,readonly].
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     pub read_only: bool,
@@ -211,14 +214,21 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
     for h in &args.add_host {
         opts::parse_add_host(h).map_err(bad)?;
     }
-    let mounts = args
+    let mut mounts = args
         .volume
         .iter()
         .map(|v| opts::parse_volume(v))
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
+    let mut tmpfs = args.tmpfs.clone();
     for t in &args.tmpfs {
         opts::parse_tmpfs(t).map_err(bad)?;
+    }
+    for m in &args.mount {
+        match opts::parse_mount(m).map_err(bad)? {
+            opts::Mount::Mount(spec) => mounts.push(spec),
+            opts::Mount::Tmpfs(t) => tmpfs.push(t),
+        }
     }
     let cap_add = args
         .cap_add
@@ -298,7 +308,7 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
         labels,
         add_hosts: args.add_host.clone(),
         mounts,
-        tmpfs: args.tmpfs.clone(),
+        tmpfs,
         read_only: args.read_only,
         cap_add,
         cap_drop,

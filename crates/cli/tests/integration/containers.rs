@@ -325,6 +325,28 @@ fn volumes_binds_tmpfs_and_read_only() {
     );
     let pruned = b.run(&["volume", "prune", "-f", "-a"]);
     assert!(pruned.ok().contains("named"), "{}", pruned.stdout);
+    // --mount: the same mounts in Docker's key=value form.
+    let out = b.run(&[
+        "run", "--rm", "--mount", "type=volume,src=mvol,dst=/m", "--mount",
+        &format!("type=bind,src={},dst=/h,readonly", host.path().display()),
+        "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m", "busybox", "sh", "-c",
+        "echo v > /m/f && cat /h/in && touch /t/ok && ! touch /h/no 2>/dev/null && grep -c ' /t tmpfs' /proc/mounts",
+    ]);
+    assert_eq!(out.ok(), "from host\n1\n");
+    assert_eq!(
+        std::fs::read_to_string(b.root().join("volumes/mvol/_data/f")).unwrap(),
+        "v\n"
+    );
+    b.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,src=/nonexistent-berth,dst=/x",
+        "busybox",
+        "true",
+    ])
+    .fails(125, &["bind source path does not exist"]);
+    b.run(&["volume", "rm", "mvol"]).ok();
     // Bad specifications: Docker's words, exit 125, nothing made.
     b.run(&["run", "--rm", "-v", "data:relative", "busybox", "true"])
         .fails(

@@ -532,8 +532,16 @@ pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
             return Ok(());
         }
     }
+    let reclaimed = prune_images(app, args.all)?;
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(())
+}
+
+/// Removes dangling images (all unused ones with `all`), printing Docker's `Deleted
+/// Images:` section; returns the bytes freed (`image prune`, `system prune`).
+pub(crate) fn prune_images(app: &App, all: bool) -> Result<u64, Failure> {
     let in_use = images_in_use(app)?;
-    let out = app.store()?.prune(args.all, &in_use)?;
+    let out = app.store()?.prune(all, &in_use)?;
     if !out.untagged.is_empty() || !out.deleted.is_empty() {
         println!("Deleted Images:");
         for u in &out.untagged {
@@ -544,6 +552,5 @@ pub fn prune(app: &App, args: PruneArgs) -> Result<(), Failure> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(out.reclaimed));
-    Ok(())
+    Ok(out.reclaimed)
 }

@@ -646,26 +646,10 @@ pub fn system_prune(app: &App, args: SystemPruneArgs) -> Result<(), Failure> {
     if args.volumes {
         print_deleted("Volumes", &engine.prune_volumes(false).map_err(daemon)?);
     }
-    let in_use = engine
-        .list()
-        .map_err(daemon)?
-        .into_iter()
-        .map(|r| r.image_id)
-        .collect();
-    let out = app.store()?.prune(args.all, &in_use)?;
-    if !out.untagged.is_empty() || !out.deleted.is_empty() {
-        println!("Deleted Images:");
-        for u in &out.untagged {
-            println!("untagged: {u}");
-        }
-        for d in &out.deleted {
-            println!("deleted: {d}");
-        }
-        println!();
-    }
+    let reclaimed = crate::commands::image::prune_images(app, args.all)?;
     println!(
         "Total reclaimed space: {}",
-        crate::format::human_size(out.reclaimed)
+        crate::format::human_size(reclaimed)
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::Berth;
+use crate::common::{http_get, Berth};
 
 fn busybox() -> Berth {
     let b = Berth::new();
@@ -16,16 +16,6 @@ fn busybox() -> Berth {
 fn inspect(b: &Berth, name: &str) -> Value {
     let v: Value = serde_json::from_str(b.run(&["inspect", name]).ok()).unwrap();
     v[0].clone()
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-m", "5", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -139,7 +129,7 @@ fn exec_port_top_pause() {
     );
     let mut answer = None;
     for _ in 0..50 {
-        answer = curl(&format!("http://{addr}/"));
+        answer = http_get(&format!("http://{addr}/"));
         if answer.is_some() {
             break;
         }

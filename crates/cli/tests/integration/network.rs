@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::Berth;
+use crate::common::{http_get, Berth};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -24,16 +24,6 @@ fn leftovers(id: &str, port: u16) -> (bool, bool, bool) {
         .unwrap();
     let rule = String::from_utf8_lossy(&rules.stdout).contains(&format!(" {port} : "));
     (veth, netns, rule)
-}
-
-fn get(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 const SERVE: &str =
@@ -58,7 +48,7 @@ fn published_ports_answer_and_vanish_with_the_container() {
     let url = format!("http://127.0.0.1:{port}/index.html");
     let mut body = None;
     for _ in 0..50 {
-        body = get(&url);
+        body = http_get(&url);
         if body.is_some() {
             break;
         }
@@ -107,7 +97,7 @@ fn published_ports_answer_and_vanish_with_the_container() {
         (false, false, false),
         "veth, netns and port rule are gone"
     );
-    assert_eq!(get(&url), None);
+    assert_eq!(http_get(&url), None);
 }
 
 #[test]
@@ -210,7 +200,7 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
         .ok();
     let mut answer = None;
     for _ in 0..50 {
-        answer = get(&format!("http://127.0.0.1:{port}/"));
+        answer = http_get(&format!("http://127.0.0.1:{port}/"));
         if answer.is_some() {
             break;
         }

@@ -99,7 +99,10 @@ if [ $WITH_PODMAN = 1 ]; then
 fi
 if [ $WITH_DOCKER = 1 ]; then
   if ! docker info >/dev/null 2>&1; then
-    (dockerd --insecure-registry "$REG" >"$work/dockerd.log" 2>&1 &) ; sleep 5
+    # Started here, stopped by cleanup (its PID goes with the others).
+    dockerd --insecure-registry "$REG" >"$work/dockerd.log" 2>&1 &
+    echo $! >>"$work/pids"
+    for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   # Remove by ID, so no other tag of the same image keeps its layers.
   drop_docker='docker images -aq | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true'

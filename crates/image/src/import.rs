@@ -52,19 +52,45 @@ impl Store {
         for change in &options.changes {
             apply_change(&mut container_config, change)?;
         }
-        let mut tar =
-            crate::compress::decompress(input).map_err(Error::io("reading the tarball"))?;
-        let mut unpacker = Unpacker::start(&self.snapshots, "import", "import", None)?;
+        let tar = crate::compress::decompress(input).map_err(Error::io("reading the tarball"))?;
+        let layer = self.add_layer(None, tar)?;
+        let created = now_rfc3339();
+        let mut history =
+            json!({"created": created, "comment": format!("Imported from {}", options.source)});
+        if let Some(m) = &options.message {
+            history["comment"] = Value::String(m.clone());
+        }
+        let mut config = json!({
+            "architecture": options.platform.architecture,
+            "os": options.platform.os,
+            "created": created,
+            "config": container_config,
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "history": [history],
+        });
+        if let Some(v) = &options.platform.variant {
+            config["variant"] = Value::String(v.clone());
+        }
+        self.write_image(&config, &[layer], tag)
+    }
+
+    /// Adds one layer (an uncompressed tar) on top of the snapshot `parent` (a chain ID;
+    /// `None` for a base layer): unpacked safely into its own snapshot, and kept gzipped as
+    /// a blob. Used by `import` and by every filesystem step of a build.
+    pub fn add_layer(
+        &self,
+        parent: Option<&str>,
+        mut tar: impl Read + Send,
+    ) -> Result<NewLayer, Error> {
+        let mut unpacker = Unpacker::start(&self.snapshots, "layer", "layer", None)?;
         let mut blob = self.content.temp_blob()?;
         let mut diff_hasher = Sha256::new();
         {
-            // Level 1: importing is interactive; a push can afford better compression later.
+            // Level 1: this is interactive; a push can afford better compression later.
             let mut gz = flate2::write::GzEncoder::new(&mut blob, flate2::Compression::fast());
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = tar
-                    .read(&mut buf)
-                    .map_err(Error::io("reading the tarball"))?;
+                let n = tar.read(&mut buf).map_err(Error::io("reading the layer"))?;
                 if n == 0 {
                     break;
                 }
@@ -77,43 +103,53 @@ impl Store {
         }
         let diff_id = format!("sha256:{}", hex::encode(diff_hasher.finalize()));
         let (_, stats) = unpacker.join()?;
-        let (layer_digest, layer_size) = blob.finish()?;
-        if self.snapshots.stat(&diff_id)?.is_none() {
+        let (digest, size) = blob.finish()?;
+        let chain_id = match parent {
+            None => diff_id.clone(),
+            Some(p) => format!(
+                "sha256:{}",
+                crate::sha256_hex(format!("{p} {diff_id}").as_bytes())
+            ),
+        };
+        if self.snapshots.stat(&chain_id)?.is_none() {
             let prepared = unpacker.take_prepared().expect("prepared once");
             self.snapshots.commit(
                 prepared,
                 &SnapshotInfo {
-                    chain_id: diff_id.clone(),
-                    parent: None,
+                    chain_id: chain_id.clone(),
+                    parent: parent.map(str::to_string),
                     diff_id: diff_id.clone(),
                     size: stats.size,
                 },
             )?;
         }
-        let created = now_rfc3339();
-        let mut history =
-            json!({"created": created, "comment": format!("Imported from {}", options.source)});
-        if let Some(m) = &options.message {
-            history["comment"] = Value::String(m.clone());
-        }
-        let mut config = json!({
-            "architecture": options.platform.architecture,
-            "os": options.platform.os,
-            "created": created,
-            "config": container_config,
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [history],
-        });
-        if let Some(v) = &options.platform.variant {
-            config["variant"] = Value::String(v.clone());
-        }
-        let config_bytes = serde_json::to_vec(&config).expect("JSON serialises");
+        Ok(NewLayer {
+            diff_id,
+            chain_id,
+            digest,
+            size,
+        })
+    }
+
+    /// Writes an image config and its OCI manifest over `layers` (the config's diff IDs must
+    /// be theirs, in order), records it and tags it; returns its ID.
+    pub fn write_image(
+        &self,
+        config: &Value,
+        layers: &[NewLayer],
+        tag: Option<&Reference>,
+    ) -> Result<String, Error> {
+        let config_bytes = serde_json::to_vec(config).expect("JSON serialises");
         let config_digest = self.content.write_bytes(&config_bytes)?;
+        let layer_descs: Vec<Value> = layers
+            .iter()
+            .map(|l| json!({"mediaType": media_types::OCI_LAYER_GZIP, "digest": l.digest, "size": l.size}))
+            .collect();
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": media_types::OCI_MANIFEST,
             "config": {"mediaType": media_types::OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
-            "layers": [{"mediaType": media_types::OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
+            "layers": layer_descs,
         });
         let manifest_digest = self
             .content
@@ -131,6 +167,19 @@ impl Store {
         )?;
         Ok(config_digest)
     }
+}
+
+/// A layer added to the store: what an image config and manifest name it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLayer {
+    /// Digest of the uncompressed tar (the config's diff ID).
+    pub diff_id: String,
+    /// Its snapshot's chain ID (with the layers under it).
+    pub chain_id: String,
+    /// Digest of the gzipped blob.
+    pub digest: String,
+    /// Size of the gzipped blob.
+    pub size: u64,
 }
 
 /// Applies one `--change` instruction to a container config (Docker's key names).

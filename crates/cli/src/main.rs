@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    archive, auth, container, image, inspect, lifecycle, network, transfer, volume,
+    archive, auth, build, container, image, inspect, lifecycle, network, transfer, volume,
 };
 
 /// A daemonless container engine with Docker's command line.
@@ -47,6 +47,8 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Download an image from a registry.
     Pull(transfer::PullArgs),
     /// Upload an image to a registry.
@@ -185,6 +187,8 @@ enum SystemCommand {
 
 #[derive(Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Ls(image::ImagesArgs),
@@ -259,6 +263,7 @@ fn main() -> ExitCode {
     }
     let app = app::App::new(cli.global.clone());
     let result = match cli.command {
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&app, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => transfer::pull(&app, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&app, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => image::images(&app, a),

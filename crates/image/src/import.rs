@@ -128,6 +128,7 @@ impl Store {
             chain_id,
             digest,
             size,
+            media_type: media_types::OCI_LAYER_GZIP.into(),
         })
     }
 
@@ -143,7 +144,7 @@ impl Store {
         let config_digest = self.content.write_bytes(&config_bytes)?;
         let layer_descs: Vec<Value> = layers
             .iter()
-            .map(|l| json!({"mediaType": media_types::OCI_LAYER_GZIP, "digest": l.digest, "size": l.size}))
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
             .collect();
         let manifest = json!({
             "schemaVersion": 2,
@@ -180,6 +181,42 @@ pub struct NewLayer {
     pub digest: String,
     /// Size of the gzipped blob.
     pub size: u64,
+    /// The blob's OCI media type (gzip for layers berth writes).
+    pub media_type: String,
+}
+
+impl Store {
+    /// The layers of a stored image, described as [`write_image`](Store::write_image) takes
+    /// them, so a build can stack new layers on them. Docker media types are named by their
+    /// OCI equivalents (the bytes are the same).
+    pub fn image_layers(&self, info: &crate::ImageInfo) -> Vec<NewLayer> {
+        let diff_ids: Vec<String> = info.config.rootfs().diff_ids().clone();
+        let chains = crate::chain_ids(&diff_ids);
+        info.manifest
+            .layers()
+            .iter()
+            .zip(diff_ids.iter().zip(chains))
+            .map(|(d, (diff_id, chain_id))| {
+                let mt = d.media_type().to_string();
+                let media_type = if mt.ends_with("gzip") {
+                    media_types::OCI_LAYER_GZIP.to_string()
+                } else if mt.ends_with("zstd") {
+                    "application/vnd.oci.image.layer.v1.tar+zstd".to_string()
+                } else if mt.ends_with(".tar") || mt.ends_with("diff.tar") {
+                    "application/vnd.oci.image.layer.v1.tar".to_string()
+                } else {
+                    mt
+                };
+                NewLayer {
+                    diff_id: diff_id.clone(),
+                    chain_id,
+                    digest: d.digest().to_string(),
+                    size: d.size(),
+                    media_type,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Applies one `--change` instruction to a container config (Docker's key names).

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod build;
 pub mod container;
 pub mod image;
 pub mod inspect;

@@ -1,0 +1,301 @@
+//! The build context: a folder, its `.dockerignore` (Docker's pattern rules: `*`, `?`, `**`,
+//! `!` exceptions, later lines winning, a matched directory taking its contents along), and
+//! the layer a COPY of some of its files makes.
+
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// One `.dockerignore` line.
+#[derive(Debug, Clone)]
+struct Pattern {
+    glob: Vec<String>,
+    exclude: bool,
+}
+
+/// The files a build may use.
+pub struct Context {
+    root: PathBuf,
+    patterns: Vec<Pattern>,
+}
+
+/// Cleans a relative path as Go's `filepath.Clean` does, without a leading `/` or `./`.
+pub fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+/// Matches one path component against a glob component (`*`, `?`, `[...]` classes).
+fn component_matches(glob: &str, name: &str) -> bool {
+    fn go(g: &[char], n: &[char]) -> bool {
+        match (g.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&g[1..], n) || (!n.is_empty() && go(g, &n[1..])),
+            (Some('?'), Some(_)) => go(&g[1..], &n[1..]),
+            (Some('['), Some(c)) => match g.iter().position(|&x| x == ']') {
+                Some(end) if end > 1 => {
+                    let class = &g[1..end];
+                    let (negate, class) = match class.first() {
+                        Some('^') | Some('!') => (true, &class[1..]),
+                        _ => (false, class),
+                    };
+                    let mut hit = false;
+                    let mut i = 0;
+                    while i < class.len() {
+                        if i + 2 < class.len() && class[i + 1] == '-' {
+                            hit |= class[i] <= *c && *c <= class[i + 2];
+                            i += 3;
+                        } else {
+                            hit |= class[i] == *c;
+                            i += 1;
+                        }
+                    }
+                    hit != negate && go(&g[end + 1..], &n[1..])
+                }
+                _ => false,
+            },
+            (Some('\\'), Some(c)) if g.len() > 1 => g[1] == *c && go(&g[2..], &n[1..]),
+            (Some(a), Some(b)) => a == b && go(&g[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let g: Vec<char> = glob.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&g, &n)
+}
+
+/// Matches a path (components) against a pattern (components, `**` spanning any number).
+fn path_matches(glob: &[String], path: &[&str]) -> bool {
+    match glob.first() {
+        None => path.is_empty(),
+        Some(g) if g == "**" => (0..=path.len()).any(|i| path_matches(&glob[1..], &path[i..])),
+        Some(g) => {
+            !path.is_empty()
+                && component_matches(g, path[0])
+                && path_matches(&glob[1..], &path[1..])
+        }
+    }
+}
+
+impl Context {
+    /// The context at `root`, with `<dockerfile>.dockerignore` next to the Dockerfile if
+    /// there is one, else `.dockerignore` at its top.
+    pub fn open(root: &Path, dockerfile: &Path) -> Result<Context, Error> {
+        if !root.is_dir() {
+            return Err(Error::Invalid(format!(
+                "unable to prepare context: path {:?} not found",
+                root.display().to_string()
+            )));
+        }
+        let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+        let file = if specific.is_file() {
+            specific
+        } else {
+            root.join(".dockerignore")
+        };
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let patterns = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (exclude, p) = match l.strip_prefix('!') {
+                    Some(rest) => (false, rest.trim()),
+                    None => (true, l),
+                };
+                Pattern {
+                    glob: clean(p).split('/').map(str::to_string).collect(),
+                    exclude,
+                }
+            })
+            .collect();
+        Ok(Context {
+            root: root.to_path_buf(),
+            patterns,
+        })
+    }
+
+    /// Whether `.dockerignore` leaves `rel` (a cleaned relative path) out: the last
+    /// pattern matching it or one of its parents decides.
+    pub fn ignored(&self, rel: &str) -> bool {
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let mut ignored = false;
+        for p in &self.patterns {
+            let hit = (1..=parts.len()).any(|n| path_matches(&p.glob, &parts[..n]));
+            if hit {
+                ignored = p.exclude;
+            }
+        }
+        ignored
+    }
+
+    /// The sources a COPY names: each pattern (wildcards allowed) matched against the
+    /// context, `.dockerignore`d files left out; relative paths, in order.
+    pub fn sources(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        let cleaned = clean(pattern);
+        let wild = cleaned.contains(['*', '?', '[']);
+        if !wild {
+            let path = self.root.join(&cleaned);
+            if std::fs::symlink_metadata(&path).is_err()
+                || (!cleaned.is_empty() && self.ignored(&cleaned))
+            {
+                return Err(Error::NotInContext(
+                    pattern.trim_start_matches("./").to_string(),
+                ));
+            }
+            return Ok(vec![cleaned]);
+        }
+        let glob: Vec<String> = cleaned.split('/').map(str::to_string).collect();
+        let mut out = Vec::new();
+        self.walk("", &mut |rel| {
+            let parts: Vec<&str> = rel.split('/').collect();
+            if parts.len() == glob.len() && path_matches(&glob, &parts) && !self.ignored(rel) {
+                out.push(rel.to_string());
+            }
+        })?;
+        if out.is_empty() {
+            return Err(Error::Invalid(format!(
+                "COPY failed: no source files were specified (nothing in the context matches {pattern})"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every path under `rel` (depth first, sorted).
+    fn walk(&self, rel: &str, f: &mut dyn FnMut(&str)) -> Result<(), Error> {
+        let dir = self.root.join(rel);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(Error::io(format!("reading {}", dir.display())))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            let child = if rel.is_empty() {
+                n
+            } else {
+                format!("{rel}/{n}")
+            };
+            f(&child);
+            if self.root.join(&child).is_dir() && !self.root.join(&child).is_symlink() {
+                self.walk(&child, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `src` (a context path) to a layer as `dest` (a path in the image, no leading
+    /// slash): a directory's contents go under `dest`, owned by `owner`, links kept as
+    /// links, ignored files left out.
+    pub fn append(
+        &self,
+        tar: &mut tar::Builder<impl std::io::Write>,
+        src: &str,
+        dest: &str,
+        owner: (u32, u32),
+    ) -> Result<(), Error> {
+        let path = self.root.join(src);
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(Error::io(format!("reading {}", path.display())))?;
+        let ctx = || Error::io(format!("adding {src} to the layer"));
+        let mut header = tar::Header::new_gnu();
+        {
+            use std::os::unix::fs::MetadataExt;
+            header.set_mode(meta.mode() & 0o7777);
+            header.set_mtime(meta.mtime().max(0) as u64);
+        }
+        header.set_uid(owner.0.into());
+        header.set_gid(owner.1.into());
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).map_err(ctx())?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            tar.append_link(&mut header, dest, target).map_err(ctx())?;
+        } else if meta.is_dir() {
+            if !dest.is_empty() {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                tar.append_data(&mut header, format!("{dest}/"), std::io::empty())
+                    .map_err(ctx())?;
+            }
+            let mut names: Vec<String> = std::fs::read_dir(&path)
+                .map_err(ctx())?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for n in names {
+                let child = if src.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{src}/{n}")
+                };
+                if self.ignored(&child) {
+                    continue;
+                }
+                let to = if dest.is_empty() {
+                    n
+                } else {
+                    format!("{dest}/{n}")
+                };
+                self.append(tar, &child, &to, owner)?;
+            }
+        } else if meta.is_file() {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(meta.len());
+            let file = std::fs::File::open(&path).map_err(ctx())?;
+            tar.append_data(&mut header, dest, file).map_err(ctx())?;
+        }
+        Ok(())
+    }
+
+    /// Whether `rel` is a directory of the context.
+    pub fn is_dir(&self, rel: &str) -> bool {
+        let p = self.root.join(rel);
+        p.is_dir() && !p.is_symlink()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(patterns: &str, path: &str, expected: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), patterns).unwrap();
+        let c = Context::open(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        assert_eq!(c.ignored(path), expected, "{patterns:?} on {path}");
+    }
+
+    #[test]
+    fn dockerignore_rules() {
+        check("*.pyc", "a.pyc", true);
+        check("*.pyc", "src/a.pyc", false);
+        check("**/*.pyc", "src/deep/a.pyc", true);
+        check("**/*.pyc", "a.pyc", true);
+        check("build", "build/x/y", true);
+        check("*.md\n!README.md", "README.md", false);
+        check("*.md\n!README.md", "CHANGES.md", true);
+        check("/tmp/", "tmp/x", true);
+        check("./secret", "secret", true);
+        check("a?c", "abc", true);
+        check("[a-c]x", "bx", true);
+        check("[a-c]x", "dx", false);
+        check("# comment\n", "# comment", false);
+    }
+
+    #[test]
+    fn cleaning() {
+        assert_eq!(clean("./a//b/../c/"), "a/c");
+        assert_eq!(clean("/"), "");
+    }
+}

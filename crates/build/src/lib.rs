@@ -1,0 +1,942 @@
+//! berth's builds: a Dockerfile and a context folder into an image, the way Docker's builder
+//! does it, instruction by instruction.
+//!
+//! Config-only instructions (ENV, LABEL, EXPOSE, WORKDIR, USER, CMD, ENTRYPOINT, VOLUME,
+//! STOPSIGNAL, SHELL, ARG, ONBUILD, HEALTHCHECK, MAINTAINER) change the image config and add
+//! an `empty_layer` history entry. COPY and ADD write a layer tar from the context
+//! (`.dockerignore` applied) and stack it with [`berth_image::Store::add_layer`]. RUN commits
+//! the image so far, runs the command in a container made by `berth-engine` (so it gets the
+//! same isolation, network and user handling as `berth run`; its output streams live), and
+//! turns the container's upper directory into the next layer with the image crate's layer
+//! writer, which never follows a link the command left behind.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), berth_build::Error> {
+//! let engine = berth_engine::Engine::open("/var/lib/berth".into(), "/run/berth".into())?;
+//! let options = berth_build::BuildOptions { context: ".".into(), ..Default::default() };
+//! let pull = |r: &str| -> Result<String, berth_build::Error> { Ok(engine.images.lookup(r)?) };
+//! let id = berth_build::build(&engine, &options, &pull, &mut std::io::stdout())?;
+//! println!("{id}");
+//! # Ok(()) }
+//! ```
+//!
+//! **Design.** This first builder has no cache: every build runs every step, so a rebuild
+//! costs what the first one did; keys from parent, instruction and file contents come next.
+//! Stages build in order and only `COPY --from` of an earlier stage or image is missing; a
+//! step berth cannot do yet fails with a message naming it rather than building something
+//! different from Docker.
+//!
+//! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
+//! or of registries (the caller's `pull` makes a base image present).
+#![deny(missing_docs)]
+
+mod context;
+mod error;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use berth_dockerfile::{Command, CommandLine, Instruction};
+use berth_engine::{Engine, RunOptions};
+use berth_image::import::NewLayer;
+use serde_json::{json, Map, Value};
+
+pub use context::Context;
+pub use error::Error;
+
+/// What `berth build` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The context folder.
+    pub context: PathBuf,
+    /// The Dockerfile (default `CONTEXT/Dockerfile`).
+    pub dockerfile: Option<PathBuf>,
+    /// `-t` references, normalised by the caller.
+    pub tags: Vec<berth_registry::Reference>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`, added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// `--network` for RUN (`default`/`bridge`, `host`, `none`).
+    pub network: Option<String>,
+    /// `--target`: stop after this stage.
+    pub target: Option<String>,
+    /// `-q`: print only the image ID.
+    pub quiet: bool,
+}
+
+/// Docker's predefined ARGs, usable without a declaration in RUN.
+const PROXY_ARGS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// One stage being built.
+struct Stage {
+    name: Option<String>,
+    config: Value,
+    layers: Vec<NewLayer>,
+    /// The stored image equal to `config` + `layers`, if written since the last change.
+    image_id: Option<String>,
+    args: BTreeMap<String, String>,
+    shell: Vec<String>,
+    cmd_set: bool,
+}
+
+impl Stage {
+    fn container_config(&mut self) -> &mut Map<String, Value> {
+        if !self.config["config"].is_object() {
+            self.config["config"] = json!({});
+        }
+        self.config["config"].as_object_mut().expect("an object")
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.config["config"]["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A variable as the builder expands it: ENV first, then ARG.
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.env()
+            .iter()
+            .find_map(|e| e.strip_prefix(&format!("{name}=")).map(String::from))
+            .or_else(|| self.args.get(name).cloned())
+    }
+
+    fn history(&mut self, created_by: String, empty_layer: bool) {
+        let mut h = json!({"created": now(), "created_by": created_by});
+        if empty_layer {
+            h["empty_layer"] = json!(true);
+        }
+        if !self.config["history"].is_array() {
+            self.config["history"] = json!([]);
+        }
+        self.config["history"]
+            .as_array_mut()
+            .expect("an array")
+            .push(h);
+        self.image_id = None;
+    }
+
+    fn top_chain(&self) -> Option<String> {
+        self.layers.last().map(|l| l.chain_id.clone())
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The builder's state shared by all stages.
+struct Builder<'a> {
+    engine: &'a Engine,
+    options: &'a BuildOptions,
+    pull: &'a dyn Fn(&str) -> Result<String, Error>,
+    out: &'a mut dyn Write,
+    context: Context,
+    escape: char,
+    meta_args: BTreeMap<String, String>,
+    stages: Vec<Stage>,
+    scratch_files: Vec<PathBuf>,
+}
+
+/// Builds the image of `options` and returns its ID; prints Docker's step lines on `out`.
+/// `pull` makes an image present in the store (pulling it if needed) and returns its ID.
+pub fn build(
+    engine: &Engine,
+    options: &BuildOptions,
+    pull: &dyn Fn(&str) -> Result<String, Error>,
+    out: &mut dyn Write,
+) -> Result<String, Error> {
+    let dockerfile = options
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| options.context.join("Dockerfile"));
+    let text = std::fs::read_to_string(&dockerfile).map_err(|source| Error::Read {
+        path: dockerfile.display().to_string(),
+        source,
+    })?;
+    let parsed = berth_dockerfile::parse(&text);
+    let errors: Vec<String> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == berth_dockerfile::Severity::Error)
+        .map(|d| d.render(&text))
+        .collect();
+    if !errors.is_empty() {
+        return Err(Error::Parse(errors.join("\n")));
+    }
+    if !parsed
+        .instructions
+        .iter()
+        .any(|i| matches!(i.command, Command::From(_)))
+    {
+        return Err(Error::Invalid(
+            "the Dockerfile has no FROM instruction: a build starts from an image (or scratch)"
+                .into(),
+        ));
+    }
+    let mut b = Builder {
+        engine,
+        options,
+        pull,
+        out,
+        context: Context::open(&options.context, &dockerfile)?,
+        escape: parsed.directives.escape,
+        meta_args: BTreeMap::new(),
+        stages: Vec::new(),
+        scratch_files: Vec::new(),
+    };
+    let result = b.run(&parsed.instructions);
+    for f in &b.scratch_files {
+        let _ = std::fs::remove_file(f);
+    }
+    result
+}
+
+impl Builder<'_> {
+    fn say(&mut self, line: &str) {
+        if !self.options.quiet {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+
+    fn run(&mut self, instructions: &[Instruction]) -> Result<String, Error> {
+        let total = instructions.len();
+        for (n, ins) in instructions.iter().enumerate() {
+            self.say(&format!("Step {}/{total} : {}", n + 1, ins.original.trim()));
+            let done_target = self.step(ins)?;
+            if let Some(stage) = self.stages.last() {
+                if let Some(id) = &stage.image_id {
+                    let short = berth_image::short_id(id);
+                    self.say(&format!(" ---> {short}"));
+                }
+            }
+            if done_target {
+                break;
+            }
+        }
+        let labels = self.options.labels.clone();
+        let stage = self.stages.last_mut().expect("a FROM ran");
+        if !labels.is_empty() {
+            let c = stage.container_config();
+            let l = c.entry("Labels").or_insert_with(|| json!({}));
+            for (k, v) in labels {
+                l[k] = json!(v);
+            }
+            stage.image_id = None;
+        }
+        stage.config["created"] = json!(now());
+        let first_tag = self.options.tags.first();
+        let id = self.commit(first_tag)?;
+        for t in self.options.tags.iter().skip(1) {
+            self.engine.images.tag(&id, &t.to_string())?;
+        }
+        if self.options.quiet {
+            let _ = writeln!(self.out, "{id}");
+        } else {
+            self.say(&format!(
+                "Successfully built {}",
+                berth_image::short_id(&id)
+            ));
+            for t in &self.options.tags {
+                self.say(&format!(
+                    "Successfully tagged {}",
+                    berth_image::display_ref(&t.to_string())
+                ));
+            }
+        }
+        Ok(id)
+    }
+
+    fn stage(&mut self) -> Result<&mut Stage, Error> {
+        self.stages
+            .last_mut()
+            .ok_or_else(|| Error::Invalid("no build stage in context: start with FROM".into()))
+    }
+
+    /// Expands a word with the current stage's (or the global ARGs') variables.
+    fn expand(&self, word: &str) -> Result<String, Error> {
+        let lookup = |name: &str| match self.stages.last() {
+            Some(s) => s.lookup(name),
+            None => self.meta_args.get(name).cloned(),
+        };
+        berth_dockerfile::expand::expand_word(word, self.escape, lookup)
+            .map_err(|e| Error::Invalid(format!("{word}: {e}")))
+    }
+
+    /// Writes the stage's image if it changed since it was last written; returns its ID.
+    fn commit(&mut self, tag: Option<&berth_registry::Reference>) -> Result<String, Error> {
+        let images = &self.engine.images;
+        let stage = self.stages.last_mut().expect("a stage");
+        if let (Some(id), None) = (&stage.image_id, tag) {
+            return Ok(id.clone());
+        }
+        let diff_ids: Vec<Value> = stage.layers.iter().map(|l| json!(l.diff_id)).collect();
+        stage.config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+        let id = images.write_image(&stage.config, &stage.layers, tag)?;
+        stage.image_id = Some(id.clone());
+        Ok(id)
+    }
+
+    /// One instruction; true when `--target` is reached.
+    fn step(&mut self, ins: &Instruction) -> Result<bool, Error> {
+        match &ins.command {
+            Command::From(f) => {
+                // The stage before this one was the target: stop there.
+                if let (Some(t), Some(prev)) = (&self.options.target, self.stages.last()) {
+                    if prev.name.as_deref() == Some(t.as_str()) {
+                        return Ok(true);
+                    }
+                }
+                let image = self.expand(&f.image)?;
+                let stage = self.from(&image, f.alias.clone())?;
+                self.stages.push(stage);
+            }
+            Command::Arg(decls) => {
+                for d in decls {
+                    let value = match self.options.build_args.get(&d.name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &d.default {
+                            Some(def) => Some(self.expand(def)?),
+                            None => self.meta_args.get(&d.name).cloned(),
+                        },
+                    };
+                    match self.stages.last_mut() {
+                        None => {
+                            if let Some(v) = value {
+                                self.meta_args.insert(d.name.clone(), v);
+                            }
+                        }
+                        Some(s) => {
+                            s.args.insert(d.name.clone(), value.unwrap_or_default());
+                        }
+                    }
+                }
+                if let Some(s) = self.stages.last_mut() {
+                    s.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+                }
+            }
+            Command::Env(pairs) => {
+                let mut expanded = Vec::new();
+                for p in pairs {
+                    expanded.push((self.expand(&p.key)?, self.expand(&p.value)?));
+                }
+                let stage = self.stage()?;
+                let mut env = stage.env();
+                for (k, v) in expanded {
+                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                }
+                stage.container_config().insert("Env".into(), json!(env));
+                stage.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+            }
+            Command::Label(pairs) => {
+                let mut expanded = Vec::new();
+                for p in pairs {
+                    expanded.push((self.expand(&p.key)?, self.expand(&p.value)?));
+                }
+                let stage = self.stage()?;
+                let labels = stage
+                    .container_config()
+                    .entry("Labels")
+                    .or_insert_with(|| json!({}));
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
+                for (k, v) in expanded {
+                    labels[k] = json!(v);
+                }
+                stage.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+            }
+            Command::Expose(ports) => {
+                let mut expanded = Vec::new();
+                for p in ports {
+                    let p = self.expand(p)?;
+                    expanded.push(if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    });
+                }
+                let stage = self.stage()?;
+                let exposed = stage
+                    .container_config()
+                    .entry("ExposedPorts")
+                    .or_insert_with(|| json!({}));
+                if !exposed.is_object() {
+                    *exposed = json!({});
+                }
+                for p in expanded {
+                    exposed[p] = json!({});
+                }
+                stage.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+            }
+            Command::Workdir(dir) => {
+                let dir = self.expand(dir)?;
+                let stage = self.stage()?;
+                let current = stage.config["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("/")
+                    .to_string();
+                let joined = if dir.starts_with('/') {
+                    dir
+                } else {
+                    format!("{}/{dir}", current.trim_end_matches('/'))
+                };
+                let clean = format!("/{}", context::clean(&joined));
+                stage
+                    .container_config()
+                    .insert("WorkingDir".into(), json!(clean));
+                stage.history(format!("/bin/sh -c #(nop) WORKDIR {clean}"), true);
+            }
+            Command::User(user) => {
+                let user = self.expand(user)?;
+                let stage = self.stage()?;
+                stage.container_config().insert("User".into(), json!(user));
+                stage.history(format!("/bin/sh -c #(nop)  USER {user}"), true);
+            }
+            Command::StopSignal(sig) => {
+                let sig = self.expand(sig)?;
+                let stage = self.stage()?;
+                stage
+                    .container_config()
+                    .insert("StopSignal".into(), json!(sig));
+                stage.history(format!("/bin/sh -c #(nop)  STOPSIGNAL {sig}"), true);
+            }
+            Command::Volume(paths) => {
+                let mut expanded = Vec::new();
+                for p in &paths.paths {
+                    expanded.push(self.expand(p)?);
+                }
+                let stage = self.stage()?;
+                let vols = stage
+                    .container_config()
+                    .entry("Volumes")
+                    .or_insert_with(|| json!({}));
+                if !vols.is_object() {
+                    *vols = json!({});
+                }
+                for p in expanded {
+                    vols[p] = json!({});
+                }
+                stage.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+            }
+            Command::Cmd(line) | Command::Entrypoint(line) => {
+                let is_cmd = matches!(ins.command, Command::Cmd(_));
+                let stage = self.stage()?;
+                let args = match line {
+                    CommandLine::Exec(v) => v.clone(),
+                    CommandLine::Shell(s) => {
+                        stage.shell.iter().cloned().chain([s.clone()]).collect()
+                    }
+                };
+                let key = if is_cmd { "Cmd" } else { "Entrypoint" };
+                stage.container_config().insert(key.into(), json!(args));
+                if is_cmd {
+                    stage.cmd_set = true;
+                } else if !stage.cmd_set {
+                    // Docker: a new ENTRYPOINT drops a CMD inherited from the base image.
+                    stage.container_config().insert("Cmd".into(), Value::Null);
+                }
+                stage.history(
+                    format!("/bin/sh -c #(nop)  {} {}", key.to_uppercase(), json!(args)),
+                    true,
+                );
+            }
+            Command::Shell(line) => match line {
+                CommandLine::Exec(v) if !v.is_empty() => {
+                    let stage = self.stage()?;
+                    stage.shell = v.clone();
+                    stage.container_config().insert("Shell".into(), json!(v));
+                    stage.history(format!("/bin/sh -c #(nop)  SHELL {}", json!(v)), true);
+                }
+                _ => {
+                    return Err(Error::Invalid(
+                        "SHELL requires the arguments to be in JSON form".into(),
+                    ))
+                }
+            },
+            Command::Maintainer(m) => {
+                let stage = self.stage()?;
+                stage.config["author"] = json!(m);
+                stage.history(format!("/bin/sh -c #(nop)  MAINTAINER {m}"), true);
+            }
+            Command::Onbuild(Some(trigger)) => {
+                let text = trigger.original.trim().to_string();
+                let stage = self.stage()?;
+                let on = stage
+                    .container_config()
+                    .entry("OnBuild")
+                    .or_insert_with(|| json!([]));
+                if !on.is_array() {
+                    *on = json!([]);
+                }
+                on.as_array_mut().expect("an array").push(json!(text));
+                stage.history(format!("/bin/sh -c #(nop)  ONBUILD {text}"), true);
+            }
+            Command::Onbuild(None) => {
+                return Err(Error::Invalid("ONBUILD requires an instruction".into()))
+            }
+            Command::Healthcheck(h) => {
+                let test = match h {
+                    berth_dockerfile::Healthcheck::None => json!(["NONE"]),
+                    berth_dockerfile::Healthcheck::Cmd(CommandLine::Exec(v)) => {
+                        json!(["CMD"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .chain(v.iter().cloned())
+                            .collect::<Vec<_>>())
+                    }
+                    berth_dockerfile::Healthcheck::Cmd(CommandLine::Shell(s)) => {
+                        json!(["CMD-SHELL", s])
+                    }
+                };
+                let mut check = json!({"Test": test});
+                for (flag, key) in [
+                    ("interval", "Interval"),
+                    ("timeout", "Timeout"),
+                    ("start-period", "StartPeriod"),
+                    ("start-interval", "StartInterval"),
+                ] {
+                    if let Some(Some(v)) = ins.flag(flag) {
+                        check[key] = json!(duration_ns(v)?);
+                    }
+                }
+                if let Some(Some(v)) = ins.flag("retries") {
+                    check["Retries"] = json!(v.parse::<i64>().map_err(|_| Error::Invalid(
+                        format!("HEALTHCHECK --retries: {v:?} is not a number")
+                    ))?);
+                }
+                let stage = self.stage()?;
+                stage.container_config().insert("Healthcheck".into(), check);
+                stage.history(format!("/bin/sh -c #(nop)  {}", ins.original.trim()), true);
+            }
+            Command::Copy(paths) | Command::Add(paths) => self.copy(ins, &paths.paths)?,
+            Command::Run(line) => self.run_step(ins, line)?,
+            Command::Unknown { name } => {
+                return Err(Error::Invalid(format!("unknown instruction: {name}")))
+            }
+        }
+        Ok(false)
+    }
+
+    fn from(&mut self, image: &str, name: Option<String>) -> Result<Stage, Error> {
+        let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+        if let Some(prev) = self
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(image))
+        {
+            // FROM an earlier stage: its image so far.
+            return Ok(Stage {
+                name,
+                config: prev.config.clone(),
+                layers: prev.layers.clone(),
+                image_id: prev.image_id.clone(),
+                args: BTreeMap::new(),
+                shell: prev.shell.clone(),
+                cmd_set: false,
+            });
+        }
+        if image == "scratch" {
+            let platform = berth_registry::Platform::host();
+            return Ok(Stage {
+                name,
+                config: json!({
+                    "architecture": platform.architecture, "os": platform.os,
+                    "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
+                }),
+                layers: Vec::new(),
+                image_id: None,
+                args: BTreeMap::new(),
+                shell,
+                cmd_set: false,
+            });
+        }
+        let id = (self.pull)(image)?;
+        let info = self.engine.images.info(&id)?;
+        let config: Value = serde_json::from_slice(&info.config_bytes)
+            .map_err(|e| Error::Invalid(format!("the config of {image} is not JSON: {e}")))?;
+        let layers = self.engine.images.image_layers(&info);
+        let shell = config["config"]["Shell"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or(shell);
+        Ok(Stage {
+            name,
+            config,
+            layers,
+            image_id: Some(id),
+            args: BTreeMap::new(),
+            shell,
+            cmd_set: false,
+        })
+    }
+
+    /// A scratch file in the store's filesystem (removed when the build ends).
+    fn scratch(&mut self, what: &str) -> Result<PathBuf, Error> {
+        let dir = self.engine.root().join("tmp");
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let path = dir.join(format!(
+            "build-{}-{}-{what}",
+            std::process::id(),
+            self.scratch_files.len()
+        ));
+        self.scratch_files.push(path.clone());
+        Ok(path)
+    }
+
+    fn copy(&mut self, ins: &Instruction, paths: &[String]) -> Result<(), Error> {
+        let keyword = ins.name.to_uppercase();
+        if ins.flag("from").is_some() {
+            return Err(Error::Unsupported(format!(
+                "{keyword} --from is not supported yet by berth build"
+            )));
+        }
+        if !ins.heredocs.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{keyword} with a heredoc is not supported yet by berth build"
+            )));
+        }
+        if paths.len() < 2 {
+            return Err(Error::Invalid(format!(
+                "{keyword} requires at least two arguments, but got {}",
+                paths.len()
+            )));
+        }
+        let (srcs, dest) = paths.split_at(paths.len() - 1);
+        let dest = self.expand(&dest[0])?;
+        let mut sources = Vec::new();
+        for s in srcs {
+            let s = self.expand(s)?;
+            if keyword == "ADD" && (s.starts_with("http://") || s.starts_with("https://")) {
+                return Err(Error::Unsupported(
+                    "ADD from a URL is not supported yet by berth build".into(),
+                ));
+            }
+            sources.extend(self.context.sources(&s)?);
+        }
+        let owner = match ins.flag("chown") {
+            Some(Some(spec)) => self.owner(spec)?,
+            _ => (0, 0),
+        };
+        let stage = self.stages.last().expect("FROM ran");
+        let workdir = stage.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let absolute = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
+        let target = context::clean(&absolute);
+        let lower = self.lowerdirs()?;
+        let into_dir =
+            dest.ends_with('/') || dest == "." || sources.len() > 1 || exists_dir(&lower, &target);
+        if sources.len() > 1 && !dest.ends_with('/') {
+            return Err(Error::Invalid(format!(
+                "When using {keyword} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+        let file = self.scratch("copy.tar")?;
+        {
+            let out = std::fs::File::create(&file).map_err(Error::io("writing the COPY layer"))?;
+            let mut tar = tar::Builder::new(std::io::BufWriter::new(out));
+            // Parents the image lacks are made, root-owned 0755 as in Docker.
+            let parent_of_all = if into_dir {
+                target.clone()
+            } else {
+                target
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default()
+            };
+            let mut sofar = String::new();
+            for c in parent_of_all.split('/').filter(|c| !c.is_empty()) {
+                sofar = if sofar.is_empty() {
+                    c.to_string()
+                } else {
+                    format!("{sofar}/{c}")
+                };
+                if !exists(&lower, &sofar) {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_uid(0);
+                    h.set_gid(0);
+                    h.set_mtime(0);
+                    h.set_size(0);
+                    tar.append_data(&mut h, format!("{sofar}/"), std::io::empty())
+                        .map_err(Error::io("writing the COPY layer"))?;
+                }
+            }
+            for src in &sources {
+                let to = if self.context.is_dir(src) {
+                    // A folder's contents, not the folder.
+                    target.clone()
+                } else if into_dir {
+                    let name = src.rsplit('/').next().unwrap_or(src);
+                    if target.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{target}/{name}")
+                    }
+                } else {
+                    target.clone()
+                };
+                self.context.append(&mut tar, src, &to, owner)?;
+            }
+            tar.into_inner()
+                .map_err(Error::io("writing the COPY layer"))?
+                .flush()
+                .map_err(Error::io("writing the COPY layer"))?;
+        }
+        self.stack_layer(
+            &file,
+            format!(
+                "/bin/sh -c #(nop) {keyword} {} in /{target} ",
+                sources.join(" ")
+            ),
+        )
+    }
+
+    /// `--chown`: numbers, or names from the image's `/etc/passwd` and `/etc/group`.
+    fn owner(&mut self, spec: &str) -> Result<(u32, u32), Error> {
+        let spec = self.expand(spec)?;
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u.to_string(), Some(g.to_string())),
+            None => (spec.clone(), None),
+        };
+        let lower = self.lowerdirs()?;
+        let read = |file: &str| -> String {
+            lower
+                .iter()
+                .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+                .unwrap_or_default()
+        };
+        let passwd = read("etc/passwd");
+        let groups = read("etc/group");
+        let find = |table: &str, name: &str, field: usize| -> Option<u32> {
+            table.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&name))
+                    .then(|| f.get(field)?.parse().ok())
+                    .flatten()
+            })
+        };
+        let uid = match user.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => find(&passwd, &user, 2).ok_or_else(|| {
+                Error::Invalid(format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}"))
+            })?,
+        };
+        let gid = match group {
+            None => match user.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => find(&passwd, &user, 3).unwrap_or(uid),
+            },
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => find(&groups, &g, 2).ok_or_else(|| {
+                    Error::Invalid(format!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"))
+                })?,
+            },
+        };
+        Ok((uid, gid))
+    }
+
+    /// The stage's snapshots, top first (for looking at its files without a container).
+    fn lowerdirs(&self) -> Result<Vec<PathBuf>, Error> {
+        let stage = self.stages.last().expect("FROM ran");
+        match stage.top_chain() {
+            Some(c) => Ok(self.engine.images.snapshots.lowerdirs(&c)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Stacks a layer tar on the stage, with its history line.
+    fn stack_layer(&mut self, tar: &Path, created_by: String) -> Result<(), Error> {
+        let parent = self.stages.last().expect("FROM ran").top_chain();
+        let file = std::fs::File::open(tar).map_err(Error::io("reading the layer"))?;
+        let layer = self
+            .engine
+            .images
+            .add_layer(parent.as_deref(), std::io::BufReader::new(file))?;
+        let stage = self.stages.last_mut().expect("FROM ran");
+        stage.layers.push(layer);
+        stage.history(created_by, false);
+        Ok(())
+    }
+
+    fn run_step(&mut self, ins: &Instruction, line: &CommandLine) -> Result<(), Error> {
+        if !ins.heredocs.is_empty() {
+            return Err(Error::Unsupported(
+                "RUN with a heredoc is not supported yet by berth build".into(),
+            ));
+        }
+        if ins.flag("mount").is_some() {
+            return Err(Error::Unsupported(
+                "RUN --mount is not supported yet by berth build".into(),
+            ));
+        }
+        let image = self.commit(None)?;
+        let stage = self.stages.last().expect("FROM ran");
+        let args: Vec<String> = match line {
+            CommandLine::Exec(v) => v.clone(),
+            CommandLine::Shell(s) => stage.shell.iter().cloned().chain([s.clone()]).collect(),
+        };
+        let shown = args.join(" ");
+        // Declared ARGs (and the proxy ones, if given) are in RUN's environment, not the image's.
+        let mut env: Vec<String> = stage
+            .args
+            .iter()
+            .filter(|(k, _)| !stage.env().iter().any(|e| e.starts_with(&format!("{k}="))))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for p in PROXY_ARGS {
+            if let Some(v) = self.options.build_args.get(p) {
+                env.push(format!("{p}={v}"));
+            }
+        }
+        let network = match self.options.network.as_deref() {
+            None | Some("default") => None,
+            Some(n) => Some(n.to_string()),
+        };
+        let options = RunOptions {
+            image,
+            cmd: args.clone(),
+            entrypoint: Some(String::new()),
+            env,
+            network,
+            ..Default::default()
+        };
+        let id = self.engine.create(&options)?;
+        self.say(&format!(" ---> Running in {}", &id[..12]));
+        let status = self
+            .engine
+            .spawn_monitor(&id, berth_engine::lifecycle::Attach::Foreground)?
+            .wait()
+            .map_err(Error::io("waiting for the RUN container"));
+        let code = match status {
+            Ok(s) => s.code().unwrap_or(125),
+            Err(e) => {
+                let _ = self.engine.remove(&id);
+                return Err(e);
+            }
+        };
+        if code != 0 {
+            let _ = self.engine.remove(&id);
+            return Err(Error::RunFailed {
+                command: shown,
+                code,
+            });
+        }
+        let file = self.scratch("run.tar")?;
+        let written = std::fs::File::create(&file)
+            .map_err(Error::io("writing the RUN layer"))
+            .and_then(|f| {
+                berth_image::diff::write_layer(
+                    &self.engine.dir(&id).join("upper"),
+                    std::io::BufWriter::new(f),
+                )
+                .map_err(|e| Error::Invalid(format!("turning RUN's changes into a layer: {e}")))
+            });
+        let removed = self.engine.remove(&id);
+        written?;
+        removed?;
+        self.say(&format!("Removing intermediate container {}", &id[..12]));
+        self.stack_layer(&file, shown)
+    }
+}
+
+/// Whether `path` (relative to the root) exists in the stacked snapshots `lower` (top
+/// first); a whiteout in an upper one hides the lower ones.
+fn exists(lower: &[PathBuf], path: &str) -> bool {
+    lookup(lower, path).is_some()
+}
+
+/// Whether `path` is a directory (following no link) in the stacked snapshots.
+fn exists_dir(lower: &[PathBuf], path: &str) -> bool {
+    path.is_empty() || lookup(lower, path).is_some_and(|m| m.is_dir())
+}
+
+fn lookup(lower: &[PathBuf], path: &str) -> Option<std::fs::Metadata> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for d in lower {
+        if let Ok(m) = std::fs::symlink_metadata(d.join(path)) {
+            // An overlay whiteout: a 0:0 character device.
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                return None;
+            }
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds, as HEALTHCHECK flags take them.
+fn duration_ns(s: &str) -> Result<i64, Error> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid duration {s:?}: use a number with a unit (30s, 1m)"
+        ))
+    };
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3.6e12,
+            "m" => 6e10,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "us" | "µs" => 1e3,
+            "ns" => 1.0,
+            _ => return Err(bad()),
+        };
+        total += value * factor;
+        rest = &rest[unit_len..];
+    }
+    Ok(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ns("30s").unwrap(), 30_000_000_000);
+        assert_eq!(duration_ns("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(duration_ns("500ms").unwrap(), 500_000_000);
+        assert!(duration_ns("soon").is_err());
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job, until `berth build` exists: build berth, start the fixture registry as the
-# local docker.io mirror, pull the tutorial's base image by its usual name, and run an app on
-# it that answers [1,2,3] on localhost:5000 (a stand-in for the tutorial's Flask app).
+# The main job: build berth, start the fixture registry as the local docker.io mirror (so
+# `FROM python:3.8-slim-buster` resolves offline), then the tutorial: build its Flask app
+# (pip install reaches PyPI through the bridge's NAT) and run it answering [1,2,3] on
+# localhost:5000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/packages.sh
@@ -23,20 +24,11 @@ mkdir -p /etc/berth
 if [ ! -f /etc/berth/daemon.json ]; then
   echo '{"registry-mirrors": ["http://127.0.0.1:5050"]}' > /etc/berth/daemon.json
 fi
-"$BERTH" pull python:3.8-slim-buster
-"$BERTH" images
+# The tutorial, typed with berth in place of docker.
+cd examples/python-flask
 "$BERTH" rm -f tutorial >/dev/null 2>&1 || true
-"$BERTH" run -d --name tutorial --publish 5000:5000 python:3.8-slim-buster python -c '
-import http.server, json
-class App(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps([1, 2, 3], separators=(",", ":")).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-http.server.HTTPServer(("0.0.0.0", 5000), App).serve_forever()
-'
-for _ in $(seq 1 50); do curl -fs http://localhost:5000 >/dev/null && break; sleep 0.1; done
+"$BERTH" build --tag fintechexplained-python-docker .
+"$BERTH" run -d --name tutorial --publish 5000:5000 fintechexplained-python-docker
+for _ in $(seq 1 100); do curl -fs http://localhost:5000 >/dev/null && break; sleep 0.1; done
 "$BERTH" ps
 echo "curl http://localhost:5000 -> $(curl -fs http://localhost:5000)"

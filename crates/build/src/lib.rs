@@ -166,6 +166,7 @@ pub fn build(
         .dockerfile
         .clone()
         .unwrap_or_else(|| options.context.join("Dockerfile"));
+    let context = Context::open(&options.context, &dockerfile)?;
     let text = std::fs::read_to_string(&dockerfile).map_err(|source| Error::Read {
         path: dockerfile.display().to_string(),
         source,
@@ -195,7 +196,7 @@ pub fn build(
         options,
         pull,
         out,
-        context: Context::open(&options.context, &dockerfile)?,
+        context,
         escape: parsed.directives.escape,
         meta_args: BTreeMap::new(),
         stages: Vec::new(),

@@ -6,6 +6,7 @@ mod common;
 
 mod archives;
 mod auth;
+mod build;
 mod containers;
 mod crash;
 mod errors;

@@ -258,6 +258,44 @@ impl Context {
         Ok(())
     }
 
+    /// Feeds what a COPY of `src` depends on into a cache key: every name, mode and link
+    /// target under it, and every file's bytes (not its mtime: an edit that keeps size and
+    /// time still misses).
+    pub fn hash(&self, key: &mut crate::cache::Key, src: &str) -> Result<(), Error> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.root.join(src);
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(Error::io(format!("reading {}", path.display())))?;
+        key.add(src.as_bytes());
+        key.add(&meta.mode().to_le_bytes());
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)
+                .map_err(Error::io(format!("reading {}", path.display())))?;
+            key.add(target.to_string_lossy().as_bytes());
+        } else if meta.is_dir() {
+            let mut names: Vec<String> = std::fs::read_dir(&path)
+                .map_err(Error::io(format!("reading {}", path.display())))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for n in names {
+                let child = if src.is_empty() {
+                    n
+                } else {
+                    format!("{src}/{n}")
+                };
+                if !self.ignored(&child) {
+                    self.hash(key, &child)?;
+                }
+            }
+        } else if meta.is_file() {
+            key.add(&meta.len().to_le_bytes());
+            key.add_file(&path)?;
+        }
+        Ok(())
+    }
+
     /// Whether `rel` is a directory of the context.
     pub fn is_dir(&self, rel: &str) -> bool {
         let p = self.root.join(rel);

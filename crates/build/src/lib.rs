@@ -20,16 +20,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! **Design.** This first builder has no cache: every build runs every step, so a rebuild
-//! costs what the first one did; keys from parent, instruction and file contents come next.
-//! Stages build in order and only `COPY --from` of an earlier stage or image is missing; a
-//! step berth cannot do yet fails with a message naming it rather than building something
-//! different from Docker.
+//! **Design.** Every step is committed as an image and remembered in the build cache under a
+//! key of its parent, its text, the ARGs in scope and (COPY/ADD) the bytes of its sources, so
+//! a rebuild with nothing changed runs no RUN, writes no layer and ends at the same image ID.
+//! Stages build in order and `COPY --from` is not there yet; a step berth cannot do fails
+//! with a message naming it rather than building something different from Docker.
 //!
 //! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
 //! or of registries (the caller's `pull` makes a base image present).
 #![deny(missing_docs)]
 
+mod cache;
 mod context;
 mod error;
 
@@ -64,6 +65,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `-q`: print only the image ID.
     pub quiet: bool,
+    /// `--no-cache`: run every step.
+    pub no_cache: bool,
 }
 
 /// Docker's predefined ARGs, usable without a declaration in RUN.
@@ -118,7 +121,10 @@ impl Stage {
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
-        let mut h = json!({"created": now(), "created_by": created_by});
+        let created = now();
+        // The image is as new as its last step (so a cached rebuild gives the same ID).
+        self.config["created"] = json!(created);
+        let mut h = json!({"created": created, "created_by": created_by});
         if empty_layer {
             h["empty_layer"] = json!(true);
         }
@@ -152,6 +158,7 @@ struct Builder<'a> {
     meta_args: BTreeMap<String, String>,
     stages: Vec<Stage>,
     scratch_files: Vec<PathBuf>,
+    cache: cache::Cache,
 }
 
 /// Builds the image of `options` and returns its ID; prints Docker's step lines on `out`.
@@ -201,6 +208,7 @@ pub fn build(
         meta_args: BTreeMap::new(),
         stages: Vec::new(),
         scratch_files: Vec::new(),
+        cache: cache::Cache::new(engine.root()),
     };
     let result = b.run(&parsed.instructions);
     for f in &b.scratch_files {
@@ -221,7 +229,27 @@ impl Builder<'_> {
         let total = instructions.len();
         for (n, ins) in instructions.iter().enumerate() {
             self.say(&format!("Step {}/{total} : {}", n + 1, ins.original.trim()));
+            // FROM starts a stage, and an ARG before the first FROM has no image yet.
+            let cacheable = !matches!(ins.command, Command::From(_)) && !self.stages.is_empty();
+            let key = if cacheable {
+                Some(self.cache_key(ins)?)
+            } else {
+                None
+            };
+            if let (Some(key), false) = (&key, self.options.no_cache) {
+                if let Some(id) = self.cache.get(key) {
+                    if self.adopt(&id, ins).is_ok() {
+                        self.say(" ---> Using cache");
+                        self.say(&format!(" ---> {}", berth_image::short_id(&id)));
+                        continue;
+                    }
+                }
+            }
             let done_target = self.step(ins)?;
+            if let Some(key) = key {
+                let id = self.commit(None)?;
+                self.cache.put(&key, &id)?;
+            }
             if let Some(stage) = self.stages.last() {
                 if let Some(id) = &stage.image_id {
                     let short = berth_image::short_id(id);
@@ -242,7 +270,6 @@ impl Builder<'_> {
             }
             stage.image_id = None;
         }
-        stage.config["created"] = json!(now());
         let first_tag = self.options.tags.first();
         let id = self.commit(first_tag)?;
         for t in self.options.tags.iter().skip(1) {
@@ -279,6 +306,63 @@ impl Builder<'_> {
         };
         berth_dockerfile::expand::expand_word(word, self.escape, lookup)
             .map_err(|e| Error::Invalid(format!("{word}: {e}")))
+    }
+
+    /// What a step depends on: its parent image, its text, the ARG values in scope, and for
+    /// COPY/ADD the bytes of its sources.
+    fn cache_key(&mut self, ins: &Instruction) -> Result<String, Error> {
+        let parent = self.commit(None)?;
+        let mut key = cache::Key::new(&parent, ins.original.trim());
+        let stage = self.stages.last().expect("a stage");
+        for (k, v) in &stage.args {
+            key.add(format!("{k}={v}").as_bytes());
+        }
+        if let Command::Copy(paths) | Command::Add(paths) = &ins.command {
+            if let Some((_, srcs)) = paths.paths.split_last() {
+                for s in srcs {
+                    let s = self.expand(s)?;
+                    for src in self.context.sources(&s)? {
+                        self.context.hash(&mut key, &src)?;
+                    }
+                }
+            }
+        }
+        Ok(key.finish())
+    }
+
+    /// Takes a cached step's image as the stage's state.
+    fn adopt(&mut self, id: &str, ins: &Instruction) -> Result<(), Error> {
+        let info = self.engine.images.info(id)?;
+        let config: Value = serde_json::from_slice(&info.config_bytes)
+            .map_err(|e| Error::Invalid(format!("the cached image {id} is not JSON: {e}")))?;
+        let layers = self.engine.images.image_layers(&info);
+        let stage = self.stages.last_mut().expect("a stage");
+        if let Some(shell) = config["config"]["Shell"].as_array() {
+            stage.shell = shell
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+        }
+        if let Command::Arg(decls) = &ins.command {
+            // The values are in the key; bring them into scope as the step would.
+            for d in decls {
+                let v = self
+                    .options
+                    .build_args
+                    .get(&d.name)
+                    .cloned()
+                    .or_else(|| d.default.clone())
+                    .unwrap_or_default();
+                stage.args.insert(d.name.clone(), v);
+            }
+        }
+        if matches!(ins.command, Command::Cmd(_)) {
+            stage.cmd_set = true;
+        }
+        stage.config = config;
+        stage.layers = layers;
+        stage.image_id = Some(id.to_string());
+        Ok(())
     }
 
     /// Writes the stage's image if it changed since it was last written; returns its ID.
@@ -834,9 +918,15 @@ impl Builder<'_> {
         };
         let id = self.engine.create(&options)?;
         self.say(&format!(" ---> Running in {}", &id[..12]));
+        // Its output streams live, except with -q (then it only reaches the step's log).
+        let attach = if self.options.quiet {
+            berth_engine::lifecycle::Attach::Detached
+        } else {
+            berth_engine::lifecycle::Attach::Foreground
+        };
         let status = self
             .engine
-            .spawn_monitor(&id, berth_engine::lifecycle::Attach::Foreground)?
+            .spawn_monitor(&id, attach)?
             .wait()
             .map_err(Error::io("waiting for the RUN container"));
         let code = match status {

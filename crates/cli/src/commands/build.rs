@@ -28,7 +28,7 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long)]
     pub target: Option<String>,
-    /// Do not use cache when building the image (berth has no build cache yet).
+    /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
     /// Always attempt to pull a newer version of the image.
@@ -108,6 +108,7 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         network: args.network.clone(),
         target: args.target.clone(),
         quiet: args.quiet,
+        no_cache: args.no_cache,
     };
     let always_pull = args.pull;
     let pull = |image: &str| -> Result<String, berth_build::Error> {

@@ -57,6 +57,69 @@ fn the_tutorial_builds_and_answers() {
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
 
+/// Copies a folder (the example) so a test may change it.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn rebuilds_use_the_cache_and_contents_decide() {
+    let b = Berth::new();
+    let ctx = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("examples/python-flask"), ctx.path());
+    let build = || {
+        let out = b.run(&["build", "-t", "cached", ctx.path().to_str().unwrap()]);
+        out.ok().to_string()
+    };
+    let first = build();
+    let id_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Successfully built "))
+            .unwrap()
+            .to_string()
+    };
+    // Nothing changed: every step from the cache (no RUN), the same image.
+    let second = build();
+    assert_eq!(second.matches(" ---> Using cache").count(), 7, "{second}");
+    assert!(!second.contains("Running in"), "{second}");
+    assert_eq!(id_of(&first), id_of(&second));
+    // Same size and mtime, other bytes: the COPY of src/ misses, pip's RUN before it hits.
+    let main = ctx.path().join("src/main.py");
+    let meta = std::fs::metadata(&main).unwrap();
+    let text = std::fs::read_to_string(&main)
+        .unwrap()
+        .replace("[1,2,3]", "[3,2,1]");
+    std::fs::write(&main, text).unwrap();
+    let ok = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(format!(
+            "@{}",
+            meta.modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        ))
+        .arg(&main)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let third = build();
+    assert_eq!(third.matches(" ---> Using cache").count(), 3, "{third}");
+    assert_ne!(id_of(&first), id_of(&third));
+    // --no-cache runs everything again.
+    let fourth = b.run(&["build", "--no-cache", "-q", ctx.path().to_str().unwrap()]);
+    assert!(fourth.ok().starts_with("sha256:"));
+}
+
 #[test]
 fn dockerfile_steps_and_failures() {
     let b = Berth::new();
@@ -150,7 +213,11 @@ fn dockerfile_steps_and_failures() {
     std::fs::write(p("Dockerfile"), "FROM busybox\nBOGUS x\n").unwrap();
     b.run(&["build", ctx.path().to_str().unwrap()])
         .fails(1, &["Dockerfile:2:1: unknown instruction: BOGUS"]);
-    std::fs::write(p("Dockerfile"), "FROM busybox\nCOPY app/a.txt app/sub/b.txt dest\n").unwrap();
+    std::fs::write(
+        p("Dockerfile"),
+        "FROM busybox\nCOPY app/a.txt app/sub/b.txt dest\n",
+    )
+    .unwrap();
     b.run(&["build", ctx.path().to_str().unwrap()])
         .fails(1, &["the destination must be a directory and end with a /"]);
     b.run(&["build", "/nonexistent-context"])

@@ -735,8 +735,10 @@ impl Builder<'_> {
         } else {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
-        let target = context::clean(&absolute);
         let lower = self.lowerdirs()?;
+        // Links in the image along the way are followed inside it (as Docker does), so COPY
+        // to /bin/x on a merged-/usr image lands in /usr/bin, not in a new /bin directory.
+        let target = resolve_in_image(&lower, &context::clean(&absolute));
         let into_dir =
             dest.ends_with('/') || dest == "." || sources.len() > 1 || exists_dir(&lower, &target);
         if sources.len() > 1 && !dest.ends_with('/') {
@@ -986,6 +988,55 @@ fn lookup(lower: &[PathBuf], path: &str) -> Option<std::fs::Metadata> {
     None
 }
 
+/// `path` with every symlink of the image's along it resolved inside the image (the last
+/// component too when it is a link to a directory); links never lead outside the root.
+fn resolve_in_image(lower: &[PathBuf], path: &str) -> String {
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = if done.is_empty() {
+            c.clone()
+        } else {
+            format!("{}/{c}", done.join("/"))
+        };
+        let link = lower.iter().find_map(|d| {
+            let p = d.join(&candidate);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&p).ok(),
+                _ => None,
+            }
+        });
+        match link {
+            Some(target) if hops < 40 => {
+                hops += 1;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
+                    todo.push(part.to_string());
+                }
+            }
+            _ => done.push(c),
+        }
+    }
+    done.join("/")
+}
+
 /// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds, as HEALTHCHECK flags take them.
 fn duration_ns(s: &str) -> Result<i64, Error> {
     let bad = || {
@@ -1022,6 +1073,20 @@ fn duration_ns(s: &str) -> Result<i64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_in_the_image_are_followed_inside_it() {
+        let top = tempfile::tempdir().unwrap();
+        let base = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("usr/bin", base.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("/etc/../../../..", base.path().join("up")).unwrap();
+        std::fs::create_dir_all(base.path().join("usr/bin")).unwrap();
+        let lower = vec![top.path().to_path_buf(), base.path().to_path_buf()];
+        assert_eq!(resolve_in_image(&lower, "bin/x"), "usr/bin/x");
+        assert_eq!(resolve_in_image(&lower, "bin"), "usr/bin");
+        assert_eq!(resolve_in_image(&lower, "up/x"), "x");
+        assert_eq!(resolve_in_image(&lower, "src/app"), "src/app");
+    }
 
     #[test]
     fn durations() {

@@ -222,7 +222,8 @@ impl Bridge {
         if n == "0" {
             format!("vb{}", &short(id)[..11.min(short(id).len())])
         } else {
-            format!("vb{}{n}", &short(id)[..10.min(short(id).len())])
+            // Another prefix: `vb` + 10 characters + "1" could be the eth0 name of the same ID.
+            format!("vn{}{n}", &short(id)[..10.min(short(id).len())])
         }
     }
 

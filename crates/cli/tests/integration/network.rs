@@ -280,6 +280,17 @@ fn udp_ports_are_published_too() {
         b.run(&["port", "udp"]).ok(),
         format!("9000/udp -> 0.0.0.0:{port}\n")
     );
+    // Python may take a while to start on a busy machine: wait until it listens (9000 is
+    // 0x2328 in /proc/net/udp) before sending, so no packet is lost to timing.
+    for _ in 0..300 {
+        if b.run(&["exec", "udp", "cat", "/proc/net/udp"])
+            .stdout
+            .contains(":2328 ")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(std::time::Duration::from_millis(200)))

@@ -10,24 +10,52 @@ fn nft(script: &str) -> Result<(), Error> {
     crate::tool::run("nft", "nftables", &["-f", "-"], Some(script))
 }
 
-/// Whether berth's table exists in its current shape (with the set of bridges).
-fn table_ready() -> bool {
-    Command::new("nft")
-        .args(["list", "set", "ip", "berth", "bridges"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// What `nft list table ip berth` says of berth's table.
+#[derive(Debug, PartialEq, Eq)]
+enum Table {
+    /// In its current shape (with the set of bridges).
+    Ready,
+    /// From an older berth (rules naming one bridge): to be replaced.
+    Old,
+    /// Not there.
+    Missing,
+    /// The listing failed otherwise (a dump interrupted by a concurrent change): ask again,
+    /// never act on it — deleting a table that is there would drop every published port.
+    Unknown,
 }
 
-/// Whether a table of berth's exists at all.
-fn table_exists() -> bool {
-    Command::new("nft")
+fn table() -> Table {
+    let out = Command::new("nft")
         .args(["list", "table", "ip", "berth"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            if String::from_utf8_lossy(&o.stdout).contains("set bridges") {
+                Table::Ready
+            } else {
+                Table::Old
+            }
+        }
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No such file or directory") => {
+            Table::Missing
+        }
+        _ => Table::Unknown,
+    }
+}
+
+/// Serialises table creation between berth processes (the table is machine-wide).
+fn lock() -> Option<std::fs::File> {
+    let dir = std::path::Path::new("/run/lock");
+    let _ = std::fs::create_dir_all(dir);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("berth-nftables.lock"))
+        .ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
+    Some(f)
 }
 
 /// Creates the table once: masquerade out of every network's subnet, forwarding for every
@@ -36,9 +64,24 @@ fn table_exists() -> bool {
 /// every address); then adds this bridge and subnet to the sets the rules match on, so
 /// networks come and go as set elements, never as rules found by handle.
 pub(crate) fn ensure(bridge: &str, subnet: &str) -> Result<(), Error> {
-    if !table_ready() {
+    let _lock = lock();
+    let mut state = table();
+    for _ in 0..20 {
+        if state != Table::Unknown {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state = table();
+    }
+    if state == Table::Unknown {
+        return Err(Error::Command {
+            command: "nft list table ip berth".into(),
+            stderr: "the firewall table could not be read".into(),
+        });
+    }
+    if state != Table::Ready {
         // A table from an older berth (rules naming one bridge) is replaced.
-        let reset = if table_exists() {
+        let reset = if state == Table::Old {
             "delete table ip berth\n"
         } else {
             ""
@@ -68,10 +111,7 @@ pub(crate) fn ensure(bridge: &str, subnet: &str) -> Result<(), Error> {
 }}
 "#
         ));
-        // Another berth may have made it meanwhile.
-        if created.is_err() && !table_ready() {
-            created?;
-        }
+        created?;
     }
     nft(&format!(
         "add element ip berth bridges {{ \"{bridge}\" }}\nadd element ip berth subnets {{ {subnet} }}\n"

@@ -291,12 +291,14 @@ fn udp_ports_are_published_too() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
-        .unwrap();
     let mut answer = Vec::new();
     for _ in 0..50 {
+        // A fresh source port each try: a conntrack entry made by a packet that raced the
+        // container's start cannot keep later ones from being forwarded.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
         socket.send_to(b"over udp", ("127.0.0.1", port)).unwrap();
         let mut buf = [0u8; 100];
         if let Ok((n, _)) = socket.recv_from(&mut buf) {
@@ -304,6 +306,19 @@ fn udp_ports_are_published_too() {
             break;
         }
     }
-    assert_eq!(answer, b"OVER UDP");
+    if answer != b"OVER UDP" {
+        let nft = Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap();
+        panic!(
+            "no answer on {port}/udp\nps: {}\nlogs: {}{}\nudp: {}\nnft: {}",
+            b.run(&["ps", "-a"]).stdout,
+            b.run(&["logs", "udp"]).stdout,
+            b.run(&["logs", "udp"]).stderr,
+            b.run(&["exec", "udp", "cat", "/proc/net/udp"]).stdout,
+            String::from_utf8_lossy(&nft.stdout)
+        );
+    }
     b.run(&["rm", "-f", "udp"]).ok();
 }

@@ -267,6 +267,26 @@ impl Berth {
     }
 }
 
+/// A test that fails leaves no container running: its store is about to be deleted, and
+/// its containers' namespaces, leases and published ports would outlive it.
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if !self.root().join("containers").exists() {
+            return;
+        }
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids);
+            self.run(&args);
+        }
+        if self.root().join("networks.json").exists() {
+            self.run(&["network", "prune", "-f"]);
+        }
+    }
+}
+
 /// Packs a directory into a tarball with GNU tar (`-z` when the name ends in `.gz`).
 pub fn tar_dir(dir: &Path, tarball: &Path) {
     let flags = if tarball.extension().is_some_and(|e| e == "gz") {

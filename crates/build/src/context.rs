@@ -20,19 +20,7 @@ pub struct Context {
 }
 
 /// Cleans a relative path as Go's `filepath.Clean` does, without a leading `/` or `./`.
-pub fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
-}
+pub use berth_image::clean_path as clean;
 
 /// Matches one path component against a glob component (`*`, `?`, `[...]` classes).
 fn component_matches(glob: &str, name: &str) -> bool {
@@ -84,6 +72,17 @@ fn path_matches(glob: &[String], path: &[&str]) -> bool {
                 && path_matches(&glob[1..], &path[1..])
         }
     }
+}
+
+/// The names in a directory, sorted (so layers and cache keys do not depend on readdir order).
+fn sorted_names(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(Error::io(format!("reading {}", dir.display())))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 impl Context {
@@ -172,14 +171,7 @@ impl Context {
 
     /// Calls `f` with every path under `rel` (depth first, sorted).
     fn walk(&self, rel: &str, f: &mut dyn FnMut(&str)) -> Result<(), Error> {
-        let dir = self.root.join(rel);
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(Error::io(format!("reading {}", dir.display())))?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for n in names {
+        for n in sorted_names(&self.root.join(rel))? {
             let child = if rel.is_empty() {
                 n
             } else {
@@ -227,13 +219,7 @@ impl Context {
                 tar.append_data(&mut header, format!("{dest}/"), std::io::empty())
                     .map_err(ctx())?;
             }
-            let mut names: Vec<String> = std::fs::read_dir(&path)
-                .map_err(ctx())?
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            for n in names {
+            for n in sorted_names(&path)? {
                 let child = if src.is_empty() {
                     n.clone()
                 } else {
@@ -273,13 +259,7 @@ impl Context {
                 .map_err(Error::io(format!("reading {}", path.display())))?;
             key.add(target.to_string_lossy().as_bytes());
         } else if meta.is_dir() {
-            let mut names: Vec<String> = std::fs::read_dir(&path)
-                .map_err(Error::io(format!("reading {}", path.display())))?
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            for n in names {
+            for n in sorted_names(&path)? {
                 let child = if src.is_empty() {
                     n
                 } else {

@@ -1039,35 +1039,13 @@ fn resolve_in_image(lower: &[PathBuf], path: &str) -> String {
 
 /// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds, as HEALTHCHECK flags take them.
 fn duration_ns(s: &str) -> Result<i64, Error> {
-    let bad = || {
-        Error::Invalid(format!(
-            "invalid duration {s:?}: use a number with a unit (30s, 1m)"
-        ))
-    };
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "h" => 3.6e12,
-            "m" => 6e10,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            _ => return Err(bad()),
-        };
-        total += value * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(total as i64)
+    berth_dockerfile::go_duration_nanos(s)
+        .map(|n| n as i64)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "invalid duration {s:?}: use a number with a unit (30s, 1m)"
+            ))
+        })
 }
 
 #[cfg(test)]

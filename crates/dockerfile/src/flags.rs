@@ -112,8 +112,9 @@ enum Kind {
     Count,
 }
 
-/// Parses Go's `time.ParseDuration` syntax into nanoseconds (HEALTHCHECK timings).
-fn go_duration_nanos(s: &str) -> Option<f64> {
+/// Parses Go's `time.ParseDuration` syntax into nanoseconds (HEALTHCHECK timings): the
+/// parser checks flag values with it, and the builder turns them into the image config's.
+pub fn go_duration_nanos(s: &str) -> Option<f64> {
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),

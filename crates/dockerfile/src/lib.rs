@@ -51,7 +51,7 @@ pub use dockerfile::{parse, Dockerfile};
 pub use error::{
     Diagnostic, DiagnosticKind, ExpandError, ExpandErrorKind, Position, Severity, Span,
 };
-pub use flags::Flag;
+pub use flags::{go_duration_nanos, Flag};
 pub use heredoc::Heredoc;
 pub use instruction::{
     ArgDecl, Command, CommandLine, From, Healthcheck, Instruction, KeyValue, Keyword, PathList,

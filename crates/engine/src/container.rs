@@ -635,7 +635,8 @@ fn process_state(pid: u32) -> Option<char> {
     (!matches!(state, 'Z' | 'X')).then_some(state)
 }
 
-pub(crate) fn random_id() -> Result<String, Error> {
+/// 64 random hex characters: container IDs, anonymous volume names, network IDs.
+pub fn random_id() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

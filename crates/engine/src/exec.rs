@@ -192,10 +192,6 @@ impl Engine {
 
 /// A fresh file name in `dir` for one exec's process description, and its random part.
 fn tempfile_in(dir: &std::path::Path) -> Result<(std::path::PathBuf, String), Error> {
-    let mut bytes = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(Error::io("reading /dev/urandom"))?;
-    let name = format!("exec-{}", hex::encode(bytes));
+    let name = format!("exec-{}", &crate::container::random_id()?[..16]);
     Ok((dir.join(format!(".{name}.json")), name))
 }

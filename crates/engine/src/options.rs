@@ -381,19 +381,9 @@ pub fn parse_volume(s: &str) -> Result<MountSpec, Error> {
     })
 }
 
-/// `/a//b/./c/..` → `/a/b` (Go's `filepath.Clean`, which Docker applies to mount targets).
+/// `/a//b/./c/..` → `/a/b` (Docker cleans mount targets as Go's `filepath.Clean`).
 fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    format!("/{}", berth_image::clean_path(p))
 }
 
 /// What one `--mount` gives: a bind or volume mount, or a tmpfs (`PATH[:OPTIONS]`, as

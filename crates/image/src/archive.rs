@@ -482,8 +482,9 @@ fn append_bytes<W: Write>(
         .map_err(Error::io("writing the archive"))
 }
 
-/// `./a/../b//c` → `b/c`; never climbs above the archive root.
-fn normalise(path: &str) -> String {
+/// `./a/../b//c` → `b/c`, as Go's `filepath.Clean` and then without a leading `/`: never
+/// climbs above the root. Archives, mount targets and build paths all clean this way.
+pub fn normalise(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {

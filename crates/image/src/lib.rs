@@ -43,6 +43,7 @@ pub mod snapshot;
 mod store;
 mod unpack;
 
+pub use archive::normalise as clean_path;
 pub use digest::{chain_ids, sha256_hex, validate_digest};
 pub use error::Error;
 pub use pull::PullOutcome;

@@ -107,7 +107,7 @@ fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
     let engine = engine(app)?;
     let (name, anonymous) = match args.name {
         Some(n) => (n, false),
-        None => (random_name()?, true),
+        None => (berth_engine::container::random_id().map_err(daemon)?, true),
     };
     let labels: BTreeMap<String, String> = args
         .label
@@ -120,15 +120,6 @@ fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
         .map_err(daemon)?;
     println!("{}", v.name);
     Ok(())
-}
-
-fn random_name() -> Result<String, Failure> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Failure::usage(format!("reading /dev/urandom: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn value(engine: &berth_engine::Engine, v: &berth_engine::volume::Volume) -> Value {

@@ -54,6 +54,10 @@ fn create_start_attach_rename_and_prune() {
     assert_eq!(run.stdout, "hello berth\n");
     assert_eq!(run.stderr, "oops\n");
     assert_eq!(inspect(&b, "job")["State"]["ExitCode"], 3);
+    b.run(&["attach", "job"]).fails(
+        1,
+        &["You cannot attach to a stopped container, start it first"],
+    );
     // A second start runs it again and appends to the same log.
     assert_eq!(b.run(&["start", "job"]).ok(), "job\n");
     assert_eq!(b.run(&["wait", "job"]).ok(), "3\n");

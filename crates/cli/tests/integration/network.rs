@@ -245,6 +245,22 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
     assert!(inspect.ok().contains("\"Subnet\""), "{}", inspect.stdout);
     b.run(&["network", "rm", "appnet"])
         .fails(1, &["has active endpoints"]);
+    // A container on `--network none` (or host) cannot join a network.
+    b.run(&[
+        "create",
+        "--name",
+        "isolated",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    b.run(&["network", "connect", "appnet", "isolated"])
+        .fails(1, &["cannot be connected to any other network"]);
+    b.run(&["network", "connect", "--alias", "bad alias", "appnet", "db"])
+        .fails(1, &["invalid alias"]);
+    b.run(&["rm", "isolated"]).ok();
     b.run(&["network", "rm", "bridge"])
         .fails(1, &["pre-defined network and cannot be removed"]);
     b.run(&["run", "--rm", "--network", "nosuch", "busybox", "true"])

@@ -104,7 +104,7 @@ impl Engine {
         }
         let info = self.images.info(&record.image_id)?;
         let layout = Layout::new(&self.dir(&record.id));
-        layout.mount(&self.images.snapshots.lowerdirs(&info.top_chain_id)?)?;
+        layout.mount(&self.images.snapshots.lowerdirs(&info.top_chain_id)?, false)?;
         let fd = rustix::fs::open(
             &layout.rootfs,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

@@ -52,8 +52,23 @@ impl Engine {
     /// (`container-monitor`), so the runtime clones from a single-threaded process whatever
     /// the caller is (CLI with registry threads, API server). Returns the monitor process.
     pub fn spawn_monitor(&self, id: &str, attach: Attach) -> Result<Child, Error> {
+        self.spawn_monitor_telling(id, attach, None)
+    }
+
+    /// As [`spawn_monitor`](Self::spawn_monitor); a detached monitor given `started` writes
+    /// a byte to it once the record says the container runs (see [`crate::monitor`]).
+    fn spawn_monitor_telling(
+        &self,
+        id: &str,
+        attach: Attach,
+        started: Option<std::io::PipeWriter>,
+    ) -> Result<Child, Error> {
         use std::os::unix::process::CommandExt;
         self.mark(id, STOP_REQUESTED, false);
+        // The monitor's runtime will move the container into its cgroups; the kernel's
+        // first migration after a pause waits out an RCU grace period, which then runs
+        // while the monitor starts and mounts.
+        berth_runtime::warm_cgroup_lock();
         let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
         let mut monitor = Command::new(exe);
         monitor
@@ -68,10 +83,14 @@ impl Engine {
         }
         match attach {
             Attach::Detached => {
+                let stdout = match started {
+                    Some(w) => Stdio::from(w),
+                    None => Stdio::null(),
+                };
                 monitor
                     .arg("--detached")
                     .stdin(Stdio::null())
-                    .stdout(Stdio::null())
+                    .stdout(stdout)
                     .stderr(Stdio::null());
             }
             // The caller waits for it: a failure to start is printed where the user sees it.
@@ -137,7 +156,12 @@ impl Engine {
         if let Some(live) = self.claim_start(id)? {
             return Ok(live);
         }
-        let mut child = self.spawn_monitor(id, Attach::Detached)?;
+        let (mut started, tell) =
+            std::io::pipe().map_err(Error::io("making the monitor's start pipe"))?;
+        let mut child = self.spawn_monitor_telling(id, Attach::Detached, Some(tell))?;
+        // Blocks until the monitor says the container runs, or it (and every process that
+        // inherited the pipe) is gone; the record then says which. No polling meanwhile.
+        let _ = std::io::Read::read(&mut started, &mut [0u8; 1]);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.load(id)?;

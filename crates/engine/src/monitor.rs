@@ -100,6 +100,17 @@ enum Outcome {
     },
 }
 
+/// A detached monitor's stdout is the pipe `start` waits on (or /dev/null): one byte says
+/// the record now shows the container running; then stdout goes to /dev/null, so the pipe
+/// closes and nothing else is ever written to it.
+fn tell_caller_started() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\n").and_then(|()| out.flush());
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+}
+
 /// An error as `docker run` prints it, without a doubled full stop.
 pub fn docker_message(e: &Error) -> String {
     e.to_string().trim_end_matches('.').to_string()
@@ -138,7 +149,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
     let lowerdirs = engine.images.snapshots.lowerdirs(&info.top_chain_id)?;
     // A restart finds the mount of the run before gone; a stale one (killed monitor) goes.
     layout.unmount()?;
-    layout.mount(&lowerdirs)?;
+    layout.mount(&lowerdirs, record.options.rm || record.options.transient)?;
     let pid = std::process::id();
     record = engine.update(id, |r| {
         r.monitor_pid = Some(pid);
@@ -604,6 +615,9 @@ fn start_and_wait(
                 .and_then(|p| p.ip.clone());
         }
     })?;
+    if streams == Streams::Log {
+        tell_caller_started();
+    }
     let code = running.wait();
     for c in copiers {
         let _ = c.join();

@@ -76,6 +76,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `-t`: give the container a pseudo-terminal.
     pub tty: bool,
+    /// The container's filesystem is thrown away (or read once) when it ends, as a build
+    /// step's: like `--rm`, its overlay is mounted `volatile`, never synced to disk.
+    pub transient: bool,
 }
 
 /// One `-v` entry.

@@ -30,18 +30,32 @@ impl Layout {
     }
 
     /// Mounts the overlay (lower dirs top first, as the image store gives them).
-    pub fn mount(&self, lowerdirs: &[PathBuf]) -> Result<(), Error> {
+    ///
+    /// `volatile` is for a filesystem nobody keeps (`--rm`, build steps): overlayfs then
+    /// never syncs the upper layer, and unmounting does not flush the whole host
+    /// filesystem, which costs from 1 to 100 ms a container when the disk is busy.
+    pub fn mount(&self, lowerdirs: &[PathBuf], volatile: bool) -> Result<(), Error> {
+        // A volatile mount leaves a marker in the work dir that makes overlayfs refuse the
+        // next mount (its upper may have missed a crash); the work dir holds no data, so a
+        // fresh one lets a container whose monitor was killed start again.
+        if self.work.join("work/incompat/volatile").exists() {
+            std::fs::remove_dir_all(&self.work)
+                .map_err(Error::io(format!("clearing {}", self.work.display())))?;
+        }
         for d in [&self.rootfs, &self.upper, &self.work] {
             std::fs::create_dir_all(d).map_err(Error::io(format!("creating {}", d.display())))?;
         }
         let lower: Vec<String> = lowerdirs.iter().map(|p| p.display().to_string()).collect();
         // No redirect_dir or metacopy: the upper dir must stay a complete layer diff.
-        let data = format!(
+        let mut data = format!(
             "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             lower.join(":"),
             self.upper.display(),
             self.work.display()
         );
+        if volatile {
+            data.push_str(",volatile");
+        }
         let data = CString::new(data)
             .map_err(|_| Error::Invalid("a layer path holds a NUL byte".into()))?;
         rustix::mount::mount(
@@ -100,4 +114,38 @@ pub fn write_etc_files(
         "resolv.conf",
         std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layout;
+
+    /// A volatile mount leaves a marker that makes overlayfs refuse the next mount of the
+    /// same upper dir; `mount` clears it, so a container whose monitor died starts again.
+    #[test]
+    fn a_volatile_mount_can_be_mounted_again() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = tmp.path().join("lower");
+        std::fs::create_dir_all(&lower).unwrap();
+        std::fs::write(lower.join("f"), "x").unwrap();
+        let layout = Layout::new(&tmp.path().join("c"));
+        for volatile in [true, true, false] {
+            layout
+                .mount(std::slice::from_ref(&lower), volatile)
+                .unwrap();
+            assert_eq!(
+                std::fs::read_to_string(layout.rootfs.join("f")).unwrap(),
+                "x"
+            );
+            std::fs::write(layout.rootfs.join("g"), "y").unwrap();
+            layout.unmount().unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("c/upper/g")).unwrap(),
+            "y"
+        );
+    }
 }

@@ -38,6 +38,7 @@
 mod bridge;
 mod firewall;
 mod ipam;
+mod netlink;
 mod ports;
 mod subnet;
 mod tool;

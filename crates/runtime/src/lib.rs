@@ -20,6 +20,10 @@
 //! OCI runtime spec and joins whatever namespaces that spec names.
 #![deny(missing_docs)]
 
+mod warm;
+
+pub use warm::warm_cgroup_lock;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 

@@ -322,6 +322,7 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
         init: args.init,
         interactive: args.interactive,
         tty: args.tty,
+        transient: false,
     })
 }
 

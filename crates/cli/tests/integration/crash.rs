@@ -128,3 +128,51 @@ fn killed_monitors_and_clis_leave_nothing_rm_cannot_clean() {
     }
     assert_eq!(b.run(&["system", "prune", "-f"]).code, 0);
 }
+
+/// A `--rm` container's filesystem is thrown away, so its overlay is `volatile` (never synced,
+/// so neither its writes nor its unmount flush the host's disk); a kept container's is not.
+#[test]
+fn throwaway_filesystems_are_never_synced() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let options = |id: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(id) && l.contains(" overlay "))
+            .map(String::from)
+    };
+    let kept = b
+        .run(&["run", "-d", "--network", "none", "busybox", "sleep", "300"])
+        .ok()
+        .trim()
+        .to_string();
+    let line = options(&kept).expect("the kept container's root is mounted");
+    assert!(!line.contains("volatile"), "{line}");
+    let thrown = b
+        .run(&[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    let line = options(&thrown).expect("the --rm container's root is mounted");
+    assert!(line.contains("volatile"), "{line}");
+    b.run(&["rm", "-f", &kept, &thrown]).ok();
+}
+
+/// The binary is linked without PIE (see crates/cli/build.rs): each resident monitor then
+/// shares its relocated data with the others instead of holding a private copy.
+#[test]
+fn berth_is_a_position_dependent_executable() {
+    let header = std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap();
+    // ELF e_type at offset 16: 2 = ET_EXEC, 3 = ET_DYN (a PIE).
+    assert_eq!(u16::from_le_bytes([header[16], header[17]]), 2);
+}

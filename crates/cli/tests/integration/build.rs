@@ -461,3 +461,214 @@ fn copy_and_add_flags_archives_and_urls() {
         &["points outside the destination"],
     );
 }
+
+#[test]
+fn run_mounts_cache_bind_tmpfs_and_secrets() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox AS builder\nRUN mkdir /out && echo from-stage > /out/result\n\
+         FROM busybox\n\
+         RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo run >> /cache/log; wc -l < /cache/log > /count'\n\
+         RUN --mount=type=bind,source=app,target=/src cp /src/a.txt /from-bind && (touch /src/new 2>/dev/null && echo writable || echo read-only) > /bindmode && (test -e /src/skip.log && echo ignored-file-visible || echo ignored-file-hidden) >> /bindmode\n\
+         RUN --mount=type=bind,from=builder,source=/out,target=/o cp /o/result /from-stage\n\
+         RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && ls /scratch > /tmpfs-ls'\n\
+         RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-ok\n\
+         RUN --mount=type=secret,id=absent echo optional > /optional\n",
+        &[
+            ("app/a.txt", "from-context\n"),
+            ("app/skip.log", "no\n"),
+            (".dockerignore", "**/*.log\n"),
+        ],
+    );
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "s3cr3t-value").unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let src = format!("id=tok,src={}", secret.path().display());
+    let build = || {
+        b.run(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "--secret",
+            &src,
+            "-t",
+            "mounts",
+            dir,
+        ])
+        .ok()
+        .to_string()
+    };
+    build();
+    assert_eq!(
+        sh(
+            &b,
+            "mounts",
+            "cat /count /from-bind /bindmode /from-stage /tmpfs-ls /secret-ok /optional; \
+             for p in /cache /src /o /scratch /run/secrets; do test -e $p && echo left $p; done; true"
+        ),
+        "1\nfrom-context\nread-only\nignored-file-hidden\nfrom-stage\nt\n12\noptional\n"
+    );
+    // The cache mount outlives the build; the secret is in no layer, snapshot or cache entry.
+    build();
+    assert_eq!(sh(&b, "mounts", "cat /count"), "2\n");
+    let grep = std::process::Command::new("grep")
+        .args(["-r", "-l", "s3cr3t-value"])
+        .arg(b.root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&grep.stdout), "");
+    let bad = |df: &str, needles: &[&str]| {
+        std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+        b.run(&["build", "-t", "bad", dir]).fails(1, needles);
+        b.run(&["image", "inspect", "bad"])
+            .fails(1, &["No such image"]);
+    };
+    bad(
+        "FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
+        &[
+            "the secret is required but was not given",
+            "--secret id=tok",
+        ],
+    );
+    bad(
+        "FROM busybox\nRUN --mount=type=cache,target=/c,colour=red true\n",
+        &[
+            "--mount=type=cache,target=/c,colour=red",
+            "unknown key \"colour\"",
+        ],
+    );
+    bad(
+        "FROM busybox\nRUN --mount=type=cache true\n",
+        &["target is required"],
+    );
+    b.run(&["build", "--secret", "tok", dir])
+        .fails(125, &["--secret", "use id=NAME,src=FILE"]);
+}
+
+#[test]
+fn tar_and_stdin_contexts() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox\nCOPY a.txt /a.txt\n",
+        &[("a.txt", "from-tar\n")],
+    );
+    let tars = tempfile::tempdir().unwrap();
+    let plain = tars.path().join("ctx.tar");
+    let gz = tars.path().join("ctx.tar.gz");
+    crate::common::tar_dir(ctx.path(), &plain);
+    crate::common::tar_dir(ctx.path(), &gz);
+    b.run(&["build", "-q", "-t", "fromtar", plain.to_str().unwrap()])
+        .ok();
+    assert_eq!(sh(&b, "fromtar", "cat /a.txt"), "from-tar\n");
+    b.run_with_input(
+        &["build", "-q", "-t", "fromstdin", "-"],
+        &std::fs::read(&gz).unwrap(),
+    )
+    .ok();
+    assert_eq!(sh(&b, "fromstdin", "cat /a.txt"), "from-tar\n");
+    // A Dockerfile on stdin: an empty context.
+    b.run_with_input(
+        &["build", "-q", "-t", "dfstdin", "-"],
+        b"FROM busybox\nRUN echo from-stdin > /s\n",
+    )
+    .ok();
+    assert_eq!(sh(&b, "dfstdin", "cat /s"), "from-stdin\n");
+    b.run_with_input(&["build", "-"], b"FROM busybox\nCOPY a.txt /\n")
+        .fails(1, &["file not found in build context", "a.txt"]);
+    // A context tar with an entry climbing out of it is refused, and nothing is written there.
+    let evil = tars.path().join("evil.tar");
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import tarfile, io\nt = tarfile.open('{}', 'w')\nfor n, d in [('Dockerfile', b'FROM busybox\\n'), ('../../escaped', b'x')]:\n    i = tarfile.TarInfo(n)\n    i.size = len(d)\n    t.addfile(i, io.BytesIO(d))\nt.close()",
+            evil.display()
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    b.run(&["build", "-t", "bad", evil.to_str().unwrap()])
+        .fails(1, &["unpacking the build context", "../../escaped"]);
+    b.run(&["image", "inspect", "bad"])
+        .fails(1, &["No such image"]);
+}
+
+#[test]
+fn platform_args_and_reproducible_builds() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "ARG TARGETOS\nFROM ${TARGETOS:+busybox} AS base\nARG TARGETPLATFORM\nARG TARGETARCH\nARG BUILDPLATFORM\n\
+         RUN echo \"$TARGETPLATFORM $TARGETARCH $BUILDPLATFORM\" > /plat && echo made > /made && mkdir /d\n\
+         COPY a.txt /\nFROM base\nRUN echo \"[$TARGETARCH]\" > /unset\n",
+        &[("a.txt", "a\n")],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    b.run(&["build", "-q", "-t", "plat", dir]).ok();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(
+        sh(&b, "plat", "cat /plat /unset"),
+        format!("linux/{arch} {arch} linux/{arch}\n[]\n")
+    );
+    b.run(&["build", "--platform", "linux/s390x", dir])
+        .fails(1, &["linux/s390x", "host platform only"]);
+    b.run(&["build", "-q", "--platform", &format!("linux/{arch}"), dir])
+        .ok();
+    // SOURCE_DATE_EPOCH: two builds without cache give the same image.
+    let epoch_build = || {
+        b.run(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "-t",
+            "repro",
+            dir,
+        ])
+        .ok()
+        .trim()
+        .to_string()
+    };
+    let first = epoch_build();
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = epoch_build();
+    assert_eq!(first, second);
+    let v = b.inspect("repro");
+    assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        sh(&b, "repro", "stat -c %Y /made /d /a.txt"),
+        "1700000000\n1700000000\n1700000000\n"
+    );
+    b.run(&["build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", dir])
+        .fails(1, &["invalid SOURCE_DATE_EPOCH"]);
+}
+
+#[test]
+fn onbuild_triggers_fire_in_the_child() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox\nONBUILD RUN echo triggered > /t\nONBUILD COPY a.txt /onb/\n",
+        &[("a.txt", "child-context\n")],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    b.run(&["build", "-q", "-t", "onbase", dir]).ok();
+    assert_eq!(sh(&b, "onbase", "test -e /t || echo not-yet"), "not-yet\n");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM onbase\nRUN cat /t /onb/a.txt > /both\n",
+    )
+    .unwrap();
+    let out = b.run(&["build", "-t", "onchild", dir]).ok().to_string();
+    assert!(out.contains("Executing 2 build triggers"), "{out}");
+    assert_eq!(sh(&b, "onchild", "cat /both"), "triggered\nchild-context\n");
+    // Triggers are not inherited by grandchildren.
+    assert!(b.inspect("onchild")["Config"]["OnBuild"].is_null());
+}

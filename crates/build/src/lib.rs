@@ -23,8 +23,9 @@
 //! **Design.** Every step is committed as an image and remembered in the build cache under a
 //! key of its parent, its text, the ARGs in scope and (COPY/ADD) the bytes of its sources, so
 //! a rebuild with nothing changed runs no RUN, writes no layer and ends at the same image ID.
-//! Stages build in order and `COPY --from` is not there yet; a step berth cannot do fails
-//! with a message naming it rather than building something different from Docker.
+//! Only the target stage is built, and the stages it needs are built on demand (`stages`),
+//! so a stage nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
+//! message naming it rather than building something different from Docker.
 //!
 //! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
 //! or of registries (the caller's `pull` makes a base image present).

@@ -46,6 +46,14 @@ impl Builder<'_> {
                 paths.len()
             )));
         }
+        for flag in ["parents", "exclude", "keep-git-dir", "unpack"] {
+            if ins.flag(flag).is_some() {
+                // Ignoring it would build something other than Docker does.
+                return Err(Error::Unsupported(format!(
+                    "{keyword} --{flag} is not supported yet by berth build"
+                )));
+            }
+        }
         let (srcs, dest) = paths.split_at(paths.len() - 1);
         let dest = self.expand(&dest[0])?;
         let tree = match ins.flag("from") {

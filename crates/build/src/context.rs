@@ -13,7 +13,9 @@ struct Pattern {
     exclude: bool,
 }
 
-/// The files a build may use.
+/// The files a build may use: the context folder, or another root COPY reads from (a view of
+/// a stage, heredoc bodies), which has no `.dockerignore`.
+#[derive(Clone)]
 pub struct Context {
     root: PathBuf,
     patterns: Vec<Pattern>,
@@ -85,7 +87,83 @@ fn sorted_names(dir: &Path) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// One source a COPY names.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its path in the tree with every link resolved inside it (no component is a link,
+    /// except for a wildcard match, which is copied as what it is).
+    pub path: String,
+    /// The name it gets when copied into a directory: its last component as written.
+    pub name: String,
+}
+
+/// What COPY changes on the files it writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyMeta {
+    /// `--chown` (the files' own owners when `None`).
+    pub owner: Option<(u32, u32)>,
+    /// `--chmod`.
+    pub mode: Option<u32>,
+    /// `SOURCE_DATE_EPOCH`: no mtime later than this.
+    pub max_mtime: Option<i64>,
+}
+
+/// `path` (relative, cleaned) with every symlink along it resolved inside `root`; links
+/// that climb above the root stop at it, as in a chroot.
+pub fn resolve_in_root(root: &Path, path: &str) -> Result<String, Error> {
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(c);
+        let p = root.join(done.join("/"));
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(Error::Invalid(format!(
+                        "{path}: too many levels of symbolic links"
+                    )));
+                }
+                done.pop();
+                let target = std::fs::read_link(&p)
+                    .map_err(Error::io(format!("reading the link {}", p.display())))?;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
+                    todo.push(part.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(done.join("/"))
+}
+
 impl Context {
+    /// A tree without `.dockerignore`: a view of a stage or image, heredoc bodies.
+    pub fn plain(root: &Path) -> Context {
+        Context {
+            root: root.to_path_buf(),
+            patterns: Vec::new(),
+        }
+    }
+
     /// The context at `root`, with `<dockerfile>.dockerignore` next to the Dockerfile if
     /// there is one, else `.dockerignore` at its top.
     pub fn open(root: &Path, dockerfile: &Path) -> Result<Context, Error> {
@@ -139,31 +217,36 @@ impl Context {
 
     /// The sources a COPY names: each pattern (wildcards allowed) matched against the
     /// context, `.dockerignore`d files left out; relative paths, in order.
-    pub fn sources(&self, pattern: &str) -> Result<Vec<String>, Error> {
+    pub fn sources(&self, pattern: &str) -> Result<Vec<Source>, Error> {
         let cleaned = clean(pattern);
         let wild = cleaned.contains(['*', '?', '[']);
         if !wild {
-            let path = self.root.join(&cleaned);
-            if std::fs::symlink_metadata(&path).is_err()
-                || (!cleaned.is_empty() && self.ignored(&cleaned))
+            // Links along the path are followed inside the tree, the last one too.
+            let path = resolve_in_root(&self.root, &cleaned)?;
+            if std::fs::symlink_metadata(self.root.join(&path)).is_err()
+                || (!cleaned.is_empty() && (self.ignored(&cleaned) || self.ignored(&path)))
             {
                 return Err(Error::NotInContext(
                     pattern.trim_start_matches("./").to_string(),
                 ));
             }
-            return Ok(vec![cleaned]);
+            let name = cleaned.rsplit('/').next().unwrap_or_default().to_string();
+            return Ok(vec![Source { path, name }]);
         }
         let glob: Vec<String> = cleaned.split('/').map(str::to_string).collect();
         let mut out = Vec::new();
         self.walk("", &mut |rel| {
             let parts: Vec<&str> = rel.split('/').collect();
             if parts.len() == glob.len() && path_matches(&glob, &parts) && !self.ignored(rel) {
-                out.push(rel.to_string());
+                out.push(Source {
+                    path: rel.to_string(),
+                    name: parts.last().copied().unwrap_or_default().to_string(),
+                });
             }
         })?;
         if out.is_empty() {
             return Err(Error::Invalid(format!(
-                "COPY failed: no source files were specified (nothing in the context matches {pattern})"
+                "COPY failed: no source files were specified (nothing matches {pattern})"
             )));
         }
         Ok(out)
@@ -185,16 +268,17 @@ impl Context {
         Ok(())
     }
 
-    /// Appends `src` (a context path) to a layer as `dest` (a path in the image, no leading
-    /// slash): a directory's contents go under `dest`, owned by `owner`, links kept as
-    /// links, ignored files left out.
+    /// Appends `src` (a path in the tree) to a layer as `dest` (a path in the image, no
+    /// leading slash): a directory's contents go under `dest`, with `meta` applied, links
+    /// kept as links, ignored files left out.
     pub fn append(
         &self,
         tar: &mut tar::Builder<impl std::io::Write>,
         src: &str,
         dest: &str,
-        owner: (u32, u32),
+        meta: CopyMeta,
     ) -> Result<(), Error> {
+        let copy = meta;
         let path = self.root.join(src);
         let meta = std::fs::symlink_metadata(&path)
             .map_err(Error::io(format!("reading {}", path.display())))?;
@@ -202,12 +286,16 @@ impl Context {
         let mut header = tar::Header::new_gnu();
         {
             use std::os::unix::fs::MetadataExt;
-            header.set_mode(meta.mode() & 0o7777);
-            header.set_mtime(meta.mtime().max(0) as u64);
+            header.set_mode(copy.mode.unwrap_or(meta.mode() & 0o7777));
+            let mtime = meta.mtime().max(0);
+            let mtime = copy.max_mtime.map_or(mtime, |m| mtime.min(m));
+            header.set_mtime(mtime as u64);
+            let (uid, gid) = copy.owner.unwrap_or((meta.uid(), meta.gid()));
+            header.set_uid(uid.into());
+            header.set_gid(gid.into());
         }
-        header.set_uid(owner.0.into());
-        header.set_gid(owner.1.into());
         if meta.file_type().is_symlink() {
+            header.set_mode(0o777);
             let target = std::fs::read_link(&path).map_err(ctx())?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
@@ -233,7 +321,7 @@ impl Context {
                 } else {
                     format!("{dest}/{n}")
                 };
-                self.append(tar, &child, &to, owner)?;
+                self.append(tar, &child, &to, copy)?;
             }
         } else if meta.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
@@ -276,11 +364,37 @@ impl Context {
         Ok(())
     }
 
+    /// The host path of `rel`, a path [`Context::sources`] returned.
+    pub fn host_path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
     /// Whether `rel` is a directory of the context.
     pub fn is_dir(&self, rel: &str) -> bool {
         let p = self.root.join(rel);
         p.is_dir() && !p.is_symlink()
     }
+}
+
+/// Unpacks a tar context (plain, gzip or zstd) into a scratch folder under the store, with
+/// the image crate's layer extraction, which refuses any entry that would land outside it.
+pub fn unpack_tar(store_root: &Path, file: &Path) -> Result<tempfile::TempDir, Error> {
+    let tmp = store_root.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(Error::io(format!("creating {}", tmp.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("build-context-")
+        .tempdir_in(&tmp)
+        .map_err(Error::io("making a folder for the context"))?;
+    let f = std::fs::File::open(file).map_err(Error::io(format!("reading {}", file.display())))?;
+    let tar = berth_image::compress::decompress(f)
+        .map_err(Error::io(format!("reading {}", file.display())))?;
+    berth_image::apply::apply_layer(dir.path(), tar).map_err(|e| {
+        Error::Invalid(format!(
+            "unpacking the build context {}: {e}",
+            file.display()
+        ))
+    })?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -23,26 +23,37 @@
 //! **Design.** Every step is committed as an image and remembered in the build cache under a
 //! key of its parent, its text, the ARGs in scope and (COPY/ADD) the bytes of its sources, so
 //! a rebuild with nothing changed runs no RUN, writes no layer and ends at the same image ID.
-//! Stages build in order and `COPY --from` is not there yet; a step berth cannot do fails
-//! with a message naming it rather than building something different from Docker.
+//! Only the target stage is built, and the stages it needs are built on demand (`stages`),
+//! so a stage nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
+//! message naming it rather than building something different from Docker.
 //!
 //! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
 //! or of registries (the caller's `pull` makes a base image present).
 #![deny(missing_docs)]
 
+mod add;
 mod cache;
 mod context;
+mod copy;
 mod error;
+mod heredoc;
+mod mounts;
+mod platform;
+mod run;
+mod stages;
+mod view;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use berth_dockerfile::{Command, CommandLine, Instruction};
-use berth_engine::{Engine, RunOptions};
+use berth_engine::Engine;
 use berth_image::import::NewLayer;
+use copy::heredoc_source;
 use serde_json::{json, Map, Value};
 
+pub use add::is_tar;
 pub use context::Context;
 pub use error::Error;
 
@@ -67,6 +78,10 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
+    /// `--platform`: only the host's is built.
+    pub platform: Option<String>,
+    /// `--secret id=X,src=FILE`: secrets `RUN --mount=type=secret` may mount, by ID.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// Docker's predefined ARGs, usable without a declaration in RUN.
@@ -83,7 +98,11 @@ const PROXY_ARGS: [&str; 8] = [
 
 /// One stage being built.
 struct Stage {
+    /// Its index among the Dockerfile's stages (`COPY --from=N` may name only earlier ones).
+    index: usize,
     name: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: the time written into history and `created`.
+    epoch: Option<i64>,
     config: Value,
     layers: Vec<NewLayer>,
     /// The stored image equal to `config` + `layers`, if written since the last change.
@@ -121,7 +140,12 @@ impl Stage {
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
-        let created = now();
+        let created = match self.epoch {
+            Some(e) => chrono::DateTime::from_timestamp(e, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            None => now(),
+        };
         // The image is as new as its last step (so a cached rebuild gives the same ID).
         self.config["created"] = json!(created);
         let mut h = json!({"created": created, "created_by": created_by});
@@ -156,8 +180,21 @@ struct Builder<'a> {
     context: Context,
     escape: char,
     meta_args: BTreeMap<String, String>,
+    /// The stages of the Dockerfile, in order.
+    defs: Vec<stages::StageDef>,
+    /// The result of each stage built so far (by index in `defs`).
+    built: Vec<Option<stages::Built>>,
+    /// The stages being built, innermost last: a stage another one needs is built on demand,
+    /// on top of the one that asked for it.
     stages: Vec<Stage>,
+    /// Total instruction count, for Docker's `Step N/M` lines.
+    total: usize,
     scratch_files: Vec<PathBuf>,
+    scratch_dirs: Vec<PathBuf>,
+    /// Read-only views of other stages' and images' filesystems, by top chain ID.
+    views: BTreeMap<String, view::View>,
+    /// Files fetched for `ADD <url>`, by URL (fetched once per build).
+    fetched: BTreeMap<String, add::Fetched>,
     cache: cache::Cache,
 }
 
@@ -169,11 +206,23 @@ pub fn build(
     pull: &dyn Fn(&str) -> Result<String, Error>,
     out: &mut dyn Write,
 ) -> Result<String, Error> {
-    let dockerfile = options
-        .dockerfile
-        .clone()
-        .unwrap_or_else(|| options.context.join("Dockerfile"));
-    let context = Context::open(&options.context, &dockerfile)?;
+    platform::check(options.platform.as_deref())?;
+    // A tar context (a file, or stdin saved by the caller) is unpacked into a scratch folder.
+    let unpacked = if options.context.is_file() {
+        Some(context::unpack_tar(engine.root(), &options.context)?)
+    } else {
+        None
+    };
+    let context_dir = unpacked
+        .as_ref()
+        .map(|d| d.path().to_path_buf())
+        .unwrap_or_else(|| options.context.clone());
+    let dockerfile = match &options.dockerfile {
+        Some(f) if f.is_absolute() => f.clone(),
+        Some(f) => context_dir.join(f),
+        None => context_dir.join("Dockerfile"),
+    };
+    let context = Context::open(&context_dir, &dockerfile)?;
     let text = std::fs::read_to_string(&dockerfile).map_err(|source| Error::Read {
         path: dockerfile.display().to_string(),
         source,
@@ -188,16 +237,7 @@ pub fn build(
     if !errors.is_empty() {
         return Err(Error::Parse(errors.join("\n")));
     }
-    if !parsed
-        .instructions
-        .iter()
-        .any(|i| matches!(i.command, Command::From(_)))
-    {
-        return Err(Error::Invalid(
-            "the Dockerfile has no FROM instruction: a build starts from an image (or scratch)"
-                .into(),
-        ));
-    }
+    let (global, defs) = stages::split(&parsed.instructions)?;
     let mut b = Builder {
         engine,
         options,
@@ -205,14 +245,24 @@ pub fn build(
         out,
         context,
         escape: parsed.directives.escape,
-        meta_args: BTreeMap::new(),
+        meta_args: platform::predefined_args(),
+        built: defs.iter().map(|_| None).collect(),
+        defs,
         stages: Vec::new(),
+        total: parsed.instructions.len(),
         scratch_files: Vec::new(),
+        scratch_dirs: Vec::new(),
+        views: BTreeMap::new(),
+        fetched: BTreeMap::new(),
         cache: cache::Cache::new(engine.root()),
     };
-    let result = b.run(&parsed.instructions);
+    let result = b.run(&global);
+    b.views.clear();
     for f in &b.scratch_files {
         let _ = std::fs::remove_file(f);
+    }
+    for d in &b.scratch_dirs {
+        let _ = std::fs::remove_dir_all(d);
     }
     result
 }
@@ -225,43 +275,35 @@ impl Builder<'_> {
         }
     }
 
-    fn run(&mut self, instructions: &[Instruction]) -> Result<String, Error> {
-        let total = instructions.len();
-        for (n, ins) in instructions.iter().enumerate() {
-            self.say(&format!("Step {}/{total} : {}", n + 1, ins.original.trim()));
-            // FROM starts a stage, and an ARG before the first FROM has no image yet.
-            let cacheable = !matches!(ins.command, Command::From(_)) && !self.stages.is_empty();
-            let key = if cacheable {
-                Some(self.cache_key(ins)?)
-            } else {
-                None
-            };
-            if let (Some(key), false) = (&key, self.options.no_cache) {
-                if let Some(id) = self.cache.get(key) {
-                    if self.adopt(&id, ins).is_ok() {
-                        self.say(" ---> Using cache");
-                        self.say(&format!(" ---> {}", berth_image::short_id(&id)));
-                        continue;
-                    }
+    /// Runs the global ARGs, builds the target stage (and, on demand, the stages it needs),
+    /// then labels and tags its image.
+    fn run(&mut self, global: &[(usize, Instruction)]) -> Result<String, Error> {
+        for (n, ins) in global {
+            self.say(&format!(
+                "Step {}/{} : {}",
+                n + 1,
+                self.total,
+                ins.original.trim()
+            ));
+            match &ins.command {
+                Command::Arg(_) => {
+                    self.step(ins)?;
                 }
-            }
-            let done_target = self.step(ins)?;
-            if let Some(key) = key {
-                let id = self.commit(None)?;
-                self.cache.put(&key, &id)?;
-            }
-            if let Some(stage) = self.stages.last() {
-                if let Some(id) = &stage.image_id {
-                    let short = berth_image::short_id(id);
-                    self.say(&format!(" ---> {short}"));
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{} before the first FROM: only ARG may come before FROM",
+                        ins.name.to_uppercase()
+                    )))
                 }
-            }
-            if done_target {
-                break;
             }
         }
+        let target = self.target_index()?;
+        self.ensure_stage(target)?;
+        let built = self.built[target].clone().expect("the target was built");
+        self.stages
+            .push(built.into_stage(target, self.defs[target].name.clone()));
         let labels = self.options.labels.clone();
-        let stage = self.stages.last_mut().expect("a FROM ran");
+        let stage = self.stages.last_mut().expect("the target");
         if !labels.is_empty() {
             let c = stage.container_config();
             let l = c.entry("Labels").or_insert_with(|| json!({}));
@@ -292,6 +334,34 @@ impl Builder<'_> {
         Ok(id)
     }
 
+    /// One instruction of the current stage, from the cache when its key is known.
+    fn exec(&mut self, step: Option<usize>, ins: &Instruction) -> Result<(), Error> {
+        match step {
+            Some(n) => self.say(&format!(
+                "Step {}/{} : {}",
+                n + 1,
+                self.total,
+                ins.original.trim()
+            )),
+            None => self.say(&format!(" ---> {}", ins.original.trim())),
+        }
+        let key = self.cache_key(ins)?;
+        if !self.options.no_cache {
+            if let Some(id) = self.cache.get(&key) {
+                if self.adopt(&id, ins).is_ok() {
+                    self.say(" ---> Using cache");
+                    self.say(&format!(" ---> {}", berth_image::short_id(&id)));
+                    return Ok(());
+                }
+            }
+        }
+        self.step(ins)?;
+        let id = self.commit(None)?;
+        self.cache.put(&key, &id)?;
+        self.say(&format!(" ---> {}", berth_image::short_id(&id)));
+        Ok(())
+    }
+
     fn stage(&mut self) -> Result<&mut Stage, Error> {
         self.stages
             .last_mut()
@@ -308,24 +378,49 @@ impl Builder<'_> {
             .map_err(|e| Error::Invalid(format!("{word}: {e}")))
     }
 
-    /// What a step depends on: its parent image, its text, the ARG values in scope, and for
-    /// COPY/ADD the bytes of its sources.
+    /// What a step depends on: its parent image, its text and heredoc bodies, the ARG values
+    /// in scope, and for COPY/ADD the bytes of its sources (or the ID of the stage or image
+    /// it copies from, or a fetched URL's bytes); for RUN, what its bind mounts show.
     fn cache_key(&mut self, ins: &Instruction) -> Result<String, Error> {
         let parent = self.commit(None)?;
         let mut key = cache::Key::new(&parent, ins.original.trim());
+        for doc in &ins.heredocs {
+            key.add(doc.name.as_bytes());
+            key.add(doc.body.as_bytes());
+        }
         let stage = self.stages.last().expect("a stage");
         for (k, v) in &stage.args {
             key.add(format!("{k}={v}").as_bytes());
         }
-        if let Command::Copy(paths) | Command::Add(paths) = &ins.command {
-            if let Some((_, srcs)) = paths.paths.split_last() {
-                for s in srcs {
-                    let s = self.expand(s)?;
-                    for src in self.context.sources(&s)? {
-                        self.context.hash(&mut key, &src)?;
+        if let Some(epoch) = self.source_date_epoch() {
+            key.add(format!("SOURCE_DATE_EPOCH={epoch}").as_bytes());
+        }
+        match &ins.command {
+            Command::Copy(paths) | Command::Add(paths) => {
+                if let Some(Some(from)) = ins.flag("from") {
+                    let from = self.expand(from)?;
+                    let (id, _) = self.source_image(&from, &ins.name)?;
+                    key.add(id.as_bytes());
+                } else if let Some((_, srcs)) = paths.paths.split_last() {
+                    for s in srcs {
+                        if heredoc_source(ins, s).is_some() {
+                            continue;
+                        }
+                        let s = self.expand(s)?;
+                        if add::is_url(&s) && ins.keyword() == Some(berth_dockerfile::Keyword::Add)
+                        {
+                            let fetched = self.fetch(&s, ins)?;
+                            key.add(fetched.digest.as_bytes());
+                            continue;
+                        }
+                        for src in self.context.sources(&s)? {
+                            self.context.hash(&mut key, &src.path)?;
+                        }
                     }
                 }
             }
+            Command::Run(_) => self.mounts_key(ins, &mut key)?,
+            _ => {}
         }
         Ok(key.finish())
     }
@@ -379,19 +474,11 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    /// One instruction; true when `--target` is reached.
-    fn step(&mut self, ins: &Instruction) -> Result<bool, Error> {
+    /// One instruction of the current stage.
+    fn step(&mut self, ins: &Instruction) -> Result<(), Error> {
         match &ins.command {
-            Command::From(f) => {
-                // The stage before this one was the target: stop there.
-                if let (Some(t), Some(prev)) = (&self.options.target, self.stages.last()) {
-                    if prev.name.as_deref() == Some(t.as_str()) {
-                        return Ok(true);
-                    }
-                }
-                let image = self.expand(&f.image)?;
-                let stage = self.from(&image, f.alias.clone())?;
-                self.stages.push(stage);
+            Command::From(_) => {
+                return Err(Error::Invalid("FROM inside a stage".into()));
             }
             Command::Arg(decls) => {
                 for d in decls {
@@ -618,64 +705,7 @@ impl Builder<'_> {
                 return Err(Error::Invalid(format!("unknown instruction: {name}")))
             }
         }
-        Ok(false)
-    }
-
-    fn from(&mut self, image: &str, name: Option<String>) -> Result<Stage, Error> {
-        let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
-        if let Some(prev) = self
-            .stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(image))
-        {
-            // FROM an earlier stage: its image so far.
-            return Ok(Stage {
-                name,
-                config: prev.config.clone(),
-                layers: prev.layers.clone(),
-                image_id: prev.image_id.clone(),
-                args: BTreeMap::new(),
-                shell: prev.shell.clone(),
-                cmd_set: false,
-            });
-        }
-        if image == "scratch" {
-            let platform = berth_registry::Platform::host();
-            return Ok(Stage {
-                name,
-                config: json!({
-                    "architecture": platform.architecture, "os": platform.os,
-                    "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
-                }),
-                layers: Vec::new(),
-                image_id: None,
-                args: BTreeMap::new(),
-                shell,
-                cmd_set: false,
-            });
-        }
-        let id = (self.pull)(image)?;
-        let info = self.engine.images.info(&id)?;
-        let config: Value = serde_json::from_slice(&info.config_bytes)
-            .map_err(|e| Error::Invalid(format!("the config of {image} is not JSON: {e}")))?;
-        let layers = self.engine.images.image_layers(&info);
-        let shell = config["config"]["Shell"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or(shell);
-        Ok(Stage {
-            name,
-            config,
-            layers,
-            image_id: Some(id),
-            args: BTreeMap::new(),
-            shell,
-            cmd_set: false,
-        })
+        Ok(())
     }
 
     /// A scratch file in the store's filesystem (removed when the build ends).
@@ -689,123 +719,6 @@ impl Builder<'_> {
         ));
         self.scratch_files.push(path.clone());
         Ok(path)
-    }
-
-    fn copy(&mut self, ins: &Instruction, paths: &[String]) -> Result<(), Error> {
-        let keyword = ins.name.to_uppercase();
-        if ins.flag("from").is_some() {
-            return Err(Error::Unsupported(format!(
-                "{keyword} --from is not supported yet by berth build"
-            )));
-        }
-        if !ins.heredocs.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "{keyword} with a heredoc is not supported yet by berth build"
-            )));
-        }
-        if paths.len() < 2 {
-            return Err(Error::Invalid(format!(
-                "{keyword} requires at least two arguments, but got {}",
-                paths.len()
-            )));
-        }
-        let (srcs, dest) = paths.split_at(paths.len() - 1);
-        let dest = self.expand(&dest[0])?;
-        let mut sources = Vec::new();
-        for s in srcs {
-            let s = self.expand(s)?;
-            if keyword == "ADD" && (s.starts_with("http://") || s.starts_with("https://")) {
-                return Err(Error::Unsupported(
-                    "ADD from a URL is not supported yet by berth build".into(),
-                ));
-            }
-            sources.extend(self.context.sources(&s)?);
-        }
-        let owner = match ins.flag("chown") {
-            Some(Some(spec)) => self.owner(spec)?,
-            _ => (0, 0),
-        };
-        let stage = self.stages.last().expect("FROM ran");
-        let workdir = stage.config["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("/")
-            .to_string();
-        let absolute = if dest.starts_with('/') {
-            dest.clone()
-        } else {
-            format!("{}/{dest}", workdir.trim_end_matches('/'))
-        };
-        let lower = self.lowerdirs()?;
-        // Links in the image along the way are followed inside it (as Docker does), so COPY
-        // to /bin/x on a merged-/usr image lands in /usr/bin, not in a new /bin directory.
-        let target = resolve_in_image(&lower, &context::clean(&absolute));
-        let into_dir =
-            dest.ends_with('/') || dest == "." || sources.len() > 1 || exists_dir(&lower, &target);
-        if sources.len() > 1 && !dest.ends_with('/') {
-            return Err(Error::Invalid(format!(
-                "When using {keyword} with more than one source file, the destination must be a directory and end with a /"
-            )));
-        }
-        let file = self.scratch("copy.tar")?;
-        {
-            let out = std::fs::File::create(&file).map_err(Error::io("writing the COPY layer"))?;
-            let mut tar = tar::Builder::new(std::io::BufWriter::new(out));
-            // Parents the image lacks are made, root-owned 0755 as in Docker.
-            let parent_of_all = if into_dir {
-                target.clone()
-            } else {
-                target
-                    .rsplit_once('/')
-                    .map(|(p, _)| p.to_string())
-                    .unwrap_or_default()
-            };
-            let mut sofar = String::new();
-            for c in parent_of_all.split('/').filter(|c| !c.is_empty()) {
-                sofar = if sofar.is_empty() {
-                    c.to_string()
-                } else {
-                    format!("{sofar}/{c}")
-                };
-                if !exists(&lower, &sofar) {
-                    let mut h = tar::Header::new_gnu();
-                    h.set_entry_type(tar::EntryType::Directory);
-                    h.set_mode(0o755);
-                    h.set_uid(0);
-                    h.set_gid(0);
-                    h.set_mtime(0);
-                    h.set_size(0);
-                    tar.append_data(&mut h, format!("{sofar}/"), std::io::empty())
-                        .map_err(Error::io("writing the COPY layer"))?;
-                }
-            }
-            for src in &sources {
-                let to = if self.context.is_dir(src) {
-                    // A folder's contents, not the folder.
-                    target.clone()
-                } else if into_dir {
-                    let name = src.rsplit('/').next().unwrap_or(src);
-                    if target.is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{target}/{name}")
-                    }
-                } else {
-                    target.clone()
-                };
-                self.context.append(&mut tar, src, &to, owner)?;
-            }
-            tar.into_inner()
-                .map_err(Error::io("writing the COPY layer"))?
-                .flush()
-                .map_err(Error::io("writing the COPY layer"))?;
-        }
-        self.stack_layer(
-            &file,
-            format!(
-                "/bin/sh -c #(nop) {keyword} {} in /{target} ",
-                sources.join(" ")
-            ),
-        )
     }
 
     /// `--chown`: numbers, or names from the image's `/etc/passwd` and `/etc/group`.
@@ -876,90 +789,14 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn run_step(&mut self, ins: &Instruction, line: &CommandLine) -> Result<(), Error> {
-        if !ins.heredocs.is_empty() {
-            return Err(Error::Unsupported(
-                "RUN with a heredoc is not supported yet by berth build".into(),
-            ));
-        }
-        if ins.flag("mount").is_some() {
-            return Err(Error::Unsupported(
-                "RUN --mount is not supported yet by berth build".into(),
-            ));
-        }
-        let image = self.commit(None)?;
-        let stage = self.stages.last().expect("FROM ran");
-        let args: Vec<String> = match line {
-            CommandLine::Exec(v) => v.clone(),
-            CommandLine::Shell(s) => stage.shell.iter().cloned().chain([s.clone()]).collect(),
-        };
-        let shown = args.join(" ");
-        // Declared ARGs (and the proxy ones, if given) are in RUN's environment, not the image's.
-        let mut env: Vec<String> = stage
-            .args
-            .iter()
-            .filter(|(k, _)| !stage.env().iter().any(|e| e.starts_with(&format!("{k}="))))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        for p in PROXY_ARGS {
-            if let Some(v) = self.options.build_args.get(p) {
-                env.push(format!("{p}={v}"));
-            }
-        }
-        let network = match self.options.network.as_deref() {
-            None | Some("default") => None,
-            Some(n) => Some(n.to_string()),
-        };
-        let options = RunOptions {
-            image,
-            cmd: args.clone(),
-            entrypoint: Some(String::new()),
-            env,
-            network,
-            ..Default::default()
-        };
-        let id = self.engine.create(&options)?;
-        self.say(&format!(" ---> Running in {}", &id[..12]));
-        // Its output streams live, except with -q (then it only reaches the step's log).
-        let attach = if self.options.quiet {
-            berth_engine::lifecycle::Attach::Detached
-        } else {
-            berth_engine::lifecycle::Attach::Foreground
-        };
-        let status = self
-            .engine
-            .spawn_monitor(&id, attach)?
-            .wait()
-            .map_err(Error::io("waiting for the RUN container"));
-        let code = match status {
-            Ok(s) => s.code().unwrap_or(125),
-            Err(e) => {
-                let _ = self.engine.remove(&id);
-                return Err(e);
-            }
-        };
-        if code != 0 {
-            let _ = self.engine.remove(&id);
-            return Err(Error::RunFailed {
-                command: shown,
-                code,
-            });
-        }
-        let file = self.scratch("run.tar")?;
-        let written = std::fs::File::create(&file)
-            .map_err(Error::io("writing the RUN layer"))
-            .and_then(|f| {
-                berth_image::diff::write_layer(
-                    &self.engine.dir(&id).join("upper"),
-                    std::io::BufWriter::new(f),
-                )
-                .map_err(|e| Error::Invalid(format!("turning RUN's changes into a layer: {e}")))
-            });
-        let removed = self.engine.remove(&id);
-        written?;
-        removed?;
-        self.say(&format!("Removing intermediate container {}", &id[..12]));
-        self.stack_layer(&file, shown)
+    /// A scratch directory in the store's filesystem (removed when the build ends).
+    fn scratch_dir(&mut self, what: &str) -> Result<PathBuf, Error> {
+        let path = self.scratch(what)?;
+        self.scratch_files.pop();
+        std::fs::create_dir_all(&path)
+            .map_err(Error::io(format!("creating {}", path.display())))?;
+        self.scratch_dirs.push(path.clone());
+        Ok(path)
     }
 }
 

@@ -35,6 +35,18 @@ where
     Lexer::new(word, escape, &lookup).run().map(|(_, ws)| ws)
 }
 
+/// Expands variables in a heredoc body (`COPY <<EOF` with an unquoted delimiter): quotes and
+/// escape characters stay as written, since the body is file content, not a word.
+pub fn expand_heredoc<F>(body: &str, escape: char, lookup: F) -> Result<String, ExpandError>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let mut lx = Lexer::new(body, escape, &lookup);
+    lx.raw_quotes = true;
+    lx.raw_escapes = true;
+    lx.run().map(|(w, _)| w)
+}
+
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The lexer with BuildKit's knobs; the heredoc detector needs the raw modes.

@@ -88,6 +88,16 @@ pub enum DiffError {
 /// it is written (stop or pause the container first); a file that is swapped or shrinks
 /// meanwhile is an error rather than a corrupt tar or a followed symlink.
 pub fn write_layer(dir: &Path, out: impl Write) -> Result<DiffStats, DiffError> {
+    write_layer_clamped(dir, out, None)
+}
+
+/// [`write_layer`], with every mtime later than `max_mtime` (seconds since the epoch) set to
+/// it: a build with `SOURCE_DATE_EPOCH` gets the same layer bytes however late it runs.
+pub fn write_layer_clamped(
+    dir: &Path,
+    out: impl Write,
+    max_mtime: Option<i64>,
+) -> Result<DiffStats, DiffError> {
     let root = rfs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -109,6 +119,7 @@ pub fn write_layer(dir: &Path, out: impl Write) -> Result<DiffStats, DiffError> 
         value: vec![0; XATTR_MAX],
         proc_path: Vec::new(),
         buf: Vec::new(),
+        max_mtime,
     };
 
     /// A directory being written: its fd, its path in the layer and its sorted entries.
@@ -223,6 +234,8 @@ struct LayerWriter<'d, W: Write> {
     value: Vec<u8>,
     proc_path: Vec<u8>,
     buf: Vec<u8>,
+    /// `SOURCE_DATE_EPOCH`: no mtime in the layer is later.
+    max_mtime: Option<i64>,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
@@ -257,7 +270,10 @@ impl<W: Write> LayerWriter<'_, W> {
     ) -> Result<Option<OwnedFd>, DiffError> {
         let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| read_err(self.shown(rel), "inspecting the file")(e.into()))?;
-        let info = Info::from(st);
+        let mut info = Info::from(st);
+        if let Some(max) = self.max_mtime {
+            info.mtime = info.mtime.min(max);
+        }
         let mut header = Header::new_ustar();
         header.set_mode(info.mode);
         header.set_uid(info.uid.into());

@@ -49,7 +49,10 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
-    /// PATH (a folder)
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]").
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// PATH (a folder), a tar archive of one, or "-" (a tar or a Dockerfile on stdin)
     pub context: String,
 }
 
@@ -58,9 +61,9 @@ fn failure(message: String) -> Failure {
 }
 
 pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
-    if args.context == "-" || args.context.contains("://") {
+    if args.context.contains("://") {
         return Err(failure(format!(
-            "berth build: context {:?}: only a folder can be a build context yet",
+            "berth build: context {:?}: a URL (git or http) can't be a build context yet",
             args.context
         )));
     }
@@ -86,6 +89,24 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
             }
         }
     }
+    // BuildKit takes SOURCE_DATE_EPOCH from the environment as a build arg.
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        build_args
+            .entry("SOURCE_DATE_EPOCH".to_string())
+            .or_insert(v);
+    }
+    if let Some(v) = build_args.get("SOURCE_DATE_EPOCH") {
+        if v.trim().parse::<i64>().is_err() {
+            return Err(failure(format!(
+                "invalid SOURCE_DATE_EPOCH {v:?}: give seconds since 1970 (e.g. $(git log -1 --format=%ct))"
+            )));
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &args.secret {
+        let (id, src) = parse_secret(s)?;
+        secrets.insert(id, src);
+    }
     let labels = args
         .label
         .iter()
@@ -93,15 +114,35 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         .collect();
     let engine = berth_engine::Engine::open(app.global.root.clone(), app.global.runroot.clone())
         .map_err(|e| failure(format!("Error response from daemon: {e}")))?;
-    let options = berth_build::BuildOptions {
-        context: args.context.clone().into(),
-        dockerfile: args.file.clone().map(|f| {
-            if f.is_absolute() {
+    // `-`: stdin is a tar of the context, or else the Dockerfile itself (empty context).
+    let stdin_dir;
+    let (context, dockerfile) = if args.context == "-" {
+        stdin_dir = read_stdin_context(&engine)?;
+        let tar = stdin_dir.path().join("context.tar");
+        if tar.exists() {
+            (tar, args.file.clone())
+        } else {
+            let ctx = stdin_dir.path().join("context");
+            (ctx.clone(), Some(ctx.join("Dockerfile")))
+        }
+    } else {
+        let context = std::path::PathBuf::from(&args.context);
+        let dockerfile = args.file.clone().map(|f| {
+            // Relative to the working directory for a folder (Docker's rule), inside it for a
+            // tar context.
+            if f.is_absolute() || context.is_file() {
                 f
+            } else if f.exists() {
+                std::env::current_dir().map(|d| d.join(&f)).unwrap_or(f)
             } else {
-                std::path::Path::new(&args.context).join(f)
+                context.join(f)
             }
-        }),
+        });
+        (context, dockerfile)
+    };
+    let options = berth_build::BuildOptions {
+        context,
+        dockerfile,
         tags,
         build_args,
         labels,
@@ -109,6 +150,8 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         target: args.target.clone(),
         quiet: args.quiet,
         no_cache: args.no_cache,
+        platform: args.platform.clone(),
+        secrets,
     };
     let always_pull = args.pull;
     let pull = |image: &str| -> Result<String, berth_build::Error> {
@@ -140,4 +183,59 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
             .map_err(|e| failure(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// `--secret id=X,src=FILE` (also `source=` and `type=file`).
+fn parse_secret(spec: &str) -> Result<(String, std::path::PathBuf), Failure> {
+    let usage = |why: String| {
+        Failure::usage(format!(
+            "invalid argument \"{spec}\" for \"--secret\" flag: {why}; use id=NAME,src=FILE"
+        ))
+    };
+    let mut id = None;
+    let mut src = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) if !v.is_empty() => id = Some(v.to_string()),
+            Some(("src" | "source", v)) if !v.is_empty() => src = Some(std::path::PathBuf::from(v)),
+            Some(("type", "file")) => {}
+            _ => return Err(usage(format!("unexpected {field:?}"))),
+        }
+    }
+    let id = id.ok_or_else(|| usage("an id is required".into()))?;
+    let src = src.ok_or_else(|| usage("src is required".into()))?;
+    if !src.is_file() {
+        return Err(failure(format!(
+            "secret {id}: {} is not a readable file",
+            src.display()
+        )));
+    }
+    Ok((id, src))
+}
+
+/// Reads a `-` context from stdin into a scratch folder under the store: `context.tar` when it
+/// is a tar (plain, gzip or zstd), else `context/Dockerfile` with an empty context.
+fn read_stdin_context(engine: &berth_engine::Engine) -> Result<tempfile::TempDir, Failure> {
+    use std::io::Read;
+    let tmp = engine.root().join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    let dir = tempfile::Builder::new()
+        .prefix("build-stdin-")
+        .tempdir_in(&tmp)
+        .map_err(|e| failure(format!("reading the context from stdin: {e}")))?;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| failure(format!("reading the context from stdin: {e}")))?;
+    let path = if berth_build::is_tar(&bytes) {
+        dir.path().join("context.tar")
+    } else {
+        let ctx = dir.path().join("context");
+        std::fs::create_dir_all(&ctx)
+            .map_err(|e| failure(format!("reading the context from stdin: {e}")))?;
+        ctx.join("Dockerfile")
+    };
+    std::fs::write(&path, bytes)
+        .map_err(|e| failure(format!("writing {}: {e}", path.display())))?;
+    Ok(dir)
 }

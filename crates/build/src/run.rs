@@ -309,6 +309,8 @@ impl Builder<'_> {
             network,
             mounts: std::mem::take(&mut prepared.mounts),
             tmpfs: std::mem::take(&mut prepared.tmpfs),
+            // Its upper dir is read once into a layer, then removed: never worth a sync.
+            transient: true,
             ..Default::default()
         };
         let id = self.engine.create(&options)?;

@@ -31,25 +31,7 @@ fn significant(v: f64, digits: i32) -> String {
     }
 }
 
-/// Docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let hours = ((secs as f64) / 3600.0 + 0.5) as i64;
-    let minutes = secs / 60;
-    match () {
-        _ if secs < 1 => "Less than a second".into(),
-        _ if secs == 1 => "1 second".into(),
-        _ if secs < 60 => format!("{secs} seconds"),
-        _ if minutes == 1 => "About a minute".into(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".into(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", secs / 3600 / 24 / 365),
-    }
-}
+pub use berth_engine::container::human_duration;
 
 /// "2 weeks ago" for an RFC 3339 timestamp; "N/A" if there is none.
 pub fn ago(created: Option<&str>) -> String {

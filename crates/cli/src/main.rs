@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    archive, auth, build, container, image, inspect, lifecycle, network, transfer, volume,
+    archive, auth, build, container, image, inspect, lifecycle, network, serve, transfer, volume,
 };
 
 /// A daemonless container engine with Docker's command line.
@@ -129,6 +129,8 @@ enum Command {
     /// Runs one container to its end (started by `run`; not for direct use).
     #[command(hide = true)]
     ContainerMonitor(container::MonitorArgs),
+    /// Serve the Docker Engine API, for the docker CLI, docker-py and compose.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -329,6 +331,7 @@ fn main() -> ExitCode {
         Command::Network(c) => network::run(&app, c),
         Command::System(SystemCommand::Prune(a)) => lifecycle::system_prune(&app, a),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
+        Command::Serve(a) => serve::serve(&app, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -120,6 +120,37 @@ impl ContainerRecord {
         }
     }
 
+    /// `docker ps`'s STATUS: "Up 5 minutes", "Exited (0) 2 hours ago", "Created", …
+    pub fn status_text(&self) -> String {
+        let since = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| chrono::Utc::now().signed_duration_since(t).num_seconds())
+                .unwrap_or(0)
+        };
+        match self.status() {
+            "running" => return format!("Up {}", human_duration(since(&self.started_at))),
+            "paused" => return format!("Up {} (Paused)", human_duration(since(&self.started_at))),
+            "restarting" => {
+                return format!(
+                    "Restarting ({}) {} ago",
+                    self.exit_code.unwrap_or(-1),
+                    human_duration(since(&self.finished_at))
+                )
+            }
+            _ => {}
+        }
+        if self.state == State::Created {
+            "Created".into()
+        } else {
+            format!(
+                "Exited ({}) {} ago",
+                self.exit_code.unwrap_or(-1),
+                human_duration(since(&self.finished_at))
+            )
+        }
+    }
+
     /// The signal `stop` sends: `--stop-signal`, else the image's STOPSIGNAL, else SIGTERM.
     pub fn stop_signal(&self) -> String {
         self.options
@@ -477,6 +508,76 @@ impl Engine {
         Ok(())
     }
 
+    /// Where what dies with a reboot lives (sockets, pids, network state).
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    /// The exit code a `--rm` container's monitor left behind when it removed the
+    /// container (for a waiter that could not see the record before it went).
+    pub fn last_exit_code(&self, id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.runroot.join("exits").join(id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Keeps the exit code of a `--rm` container it is about to remove, for
+    /// [`last_exit_code`](Self::last_exit_code); codes older than ten minutes are forgotten.
+    pub fn keep_exit_code(&self, id: &str, code: i32) {
+        let dir = self.runroot.join("exits");
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let tmp = dir.join(format!(".{id}"));
+        if std::fs::write(&tmp, code.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, dir.join(id));
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < old)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// `docker rm [-f] [-v]` of one container: a running one only with `force` (killed
+    /// first), a half-started one (its monitor killed) cleaned up after, a `--rm` one that
+    /// is already gone accepted.
+    pub fn remove_container(
+        &self,
+        r: &ContainerRecord,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
+        if r.is_running() || r.status() == "restarting" {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    r.name,
+                    if r.status() == "restarting" { "restarting" } else { "running" }
+                )));
+            }
+            self.stop(r, 9, std::time::Duration::ZERO)?;
+        } else if r.state != State::Exited && r.monitor_pid.is_some() {
+            // A monitor was at work and is gone (killed at any step): clean up after it.
+            self.reap_orphan(r)?;
+        }
+        // A --rm container is already gone once its monitor finished.
+        if self.dir(&r.id).exists() {
+            if volumes {
+                self.remove_with_volumes(&r.id)?;
+            } else {
+                self.remove(&r.id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a stopped container's directory (its root filesystem must be unmounted).
     pub fn remove(&self, id: &str) -> Result<(), Error> {
         let dir = self.dir(id);
@@ -739,5 +840,25 @@ mod tests {
         let n = random_name(&"ab".repeat(32));
         let (adj, sur) = n.split_once('_').unwrap();
         assert!(ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur), "{n}");
+    }
+}
+
+/// Go's `units.HumanDuration`, which Docker uses for "Up 5 minutes" and "2 hours ago".
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let hours = ((secs as f64) / 3600.0 + 0.5) as i64;
+    let minutes = secs / 60;
+    match () {
+        _ if secs < 1 => "Less than a second".into(),
+        _ if secs == 1 => "1 second".into(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", secs / 3600 / 24 / 365),
     }
 }

@@ -62,6 +62,10 @@ pub enum Error {
     /// A flag value is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The object's state forbids the request (removing a running container): Docker's
+    /// 409 Conflict.
+    #[error("{0}")]
+    Conflict(String),
     /// The command cannot be found in the container (exit 127).
     #[error("failed to create task for container: unable to start container process: exec: \"{0}\": executable file not found in $PATH: unknown")]
     NotFound(String),

@@ -223,6 +223,19 @@ impl Engine {
         Ok(Some(status.code().unwrap_or(125)))
     }
 
+    /// `start` for a caller that attaches clients of its own (the Engine API, which gets
+    /// attach requests before the start): the monitor waits for the first client on the
+    /// container's attach socket ([`crate::attach::socket_path`]) before it starts the
+    /// container. Returns the monitor, which exits with the container.
+    pub fn start_for_attach(&self, id: &str) -> Result<Child, Error> {
+        if self.claim_start(id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "container {id} is already running"
+            )));
+        }
+        self.spawn_monitor(id, Attach::DetachedAfterAttach)
+    }
+
     /// `attach`: streams a running container until it ends (its exit code) or the user
     /// detaches (`None`).
     pub fn attach(&self, record: &ContainerRecord, stdin: bool) -> Result<Option<i32>, Error> {

@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use berth_engine::{ContainerRecord, Engine, State};
+use berth_engine::{ContainerRecord, Engine};
 use clap::Args;
 use serde_json::json;
 
 use crate::app::App;
-use crate::format::{ago, human_duration, print_tabbed, print_table, Template};
+use crate::format::{ago, print_tabbed, print_table, Template};
 use crate::Failure;
 
 pub(crate) fn engine(app: &App) -> Result<Engine, Failure> {
@@ -49,60 +49,7 @@ pub(crate) fn each(
 
 /// Signal names and numbers as `docker kill -s` takes them.
 pub(crate) fn parse_signal(s: &str) -> Result<i32, Failure> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Ok(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    let n = match name {
-        "HUP" => 1,
-        "INT" => 2,
-        "QUIT" => 3,
-        "KILL" => 9,
-        "USR1" => 10,
-        "USR2" => 12,
-        "TERM" => 15,
-        "CONT" => 18,
-        "STOP" => 19,
-        "WINCH" => 28,
-        _ => {
-            return Err(Failure {
-                code: 1,
-                message: format!("Error response from daemon: Invalid signal: {s}"),
-            })
-        }
-    };
-    Ok(n)
-}
-
-fn status_text(r: &ContainerRecord) -> String {
-    let since = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| chrono::Utc::now().signed_duration_since(t).num_seconds())
-            .unwrap_or(0)
-    };
-    match r.status() {
-        "running" => return format!("Up {}", human_duration(since(&r.started_at))),
-        "paused" => return format!("Up {} (Paused)", human_duration(since(&r.started_at))),
-        "restarting" => {
-            return format!(
-                "Restarting ({}) {} ago",
-                r.exit_code.unwrap_or(-1),
-                human_duration(since(&r.finished_at))
-            )
-        }
-        _ => {}
-    }
-    if r.state == State::Created {
-        "Created".into()
-    } else {
-        format!(
-            "Exited ({}) {} ago",
-            r.exit_code.unwrap_or(-1),
-            human_duration(since(&r.finished_at))
-        )
-    }
+    berth_engine::options::parse_signal(s).map_err(daemon)
 }
 
 /// Go's `strconv.Quote`, which `docker ps` applies to COMMAND.
@@ -242,7 +189,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
             let v = json!({
                 "ID": id(r), "Image": r.options.image, "Command": command(r),
                 "CreatedAt": r.created, "RunningFor": ago(Some(&r.created)),
-                "Status": status_text(r), "State": state_word(r), "Names": r.name,
+                "Status": r.status_text(), "State": state_word(r), "Names": r.name,
                 "Ports": ports(r),
                 "Labels": r.options.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "Mounts": r.options.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
@@ -276,7 +223,7 @@ pub fn ps(app: &App, args: PsArgs) -> Result<(), Failure> {
             r.options.image.clone(),
             command(r),
             ago(Some(&r.created)),
-            status_text(r),
+            r.status_text(),
             ports(r),
             r.name.clone(),
         ]);
@@ -479,31 +426,7 @@ fn remove_one(
     force: bool,
     volumes: bool,
 ) -> Result<(), Failure> {
-    if r.is_running() || r.status() == "restarting" {
-        if !force {
-            return Err(Failure {
-                code: 1,
-                message: format!(
-                    "Error response from daemon: cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                    r.name,
-                    if r.status() == "restarting" { "restarting" } else { "running" }
-                ),
-            });
-        }
-        engine.stop(r, 9, Duration::ZERO).map_err(daemon)?;
-    } else if r.state != State::Exited && r.monitor_pid.is_some() {
-        // A monitor was at work and is gone (killed at any step): clean up after it.
-        engine.reap_orphan(r).map_err(daemon)?;
-    }
-    // A --rm container is already gone once its monitor finished.
-    if engine.dir(&r.id).exists() {
-        if volumes {
-            engine.remove_with_volumes(&r.id).map_err(daemon)?;
-        } else {
-            engine.remove(&r.id).map_err(daemon)?;
-        }
-    }
-    Ok(())
+    engine.remove_container(r, force, volumes).map_err(daemon)
 }
 
 pub fn rm(app: &App, args: RmArgs) -> Result<(), Failure> {

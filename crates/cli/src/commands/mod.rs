@@ -8,6 +8,7 @@ pub mod image;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;
+pub mod serve;
 pub mod transfer;
 pub mod volume;
 

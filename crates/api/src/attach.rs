@@ -1,0 +1,285 @@
+//! `POST /containers/{id}/attach`: the connection is hijacked (HTTP 101, `Upgrade: tcp`)
+//! and joined to the container's monitor, whose attach socket speaks Docker's stream
+//! framing already (see `berth_engine::attach`). Output frames pass through as they are
+//! (a TTY's lose their headers: Docker sends a terminal raw); what the client writes becomes
+//! stdin frames, and its half-close closes the container's stdin.
+//!
+//! The docker CLI attaches *before* it starts the container, so an attach to a container
+//! that is not running is kept ([`Pending`]) until `start`, which then has the monitor wait
+//! for those clients before the container runs: they miss no byte.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_engine::ContainerRecord;
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::containers::find;
+use crate::error::ApiError;
+use crate::http::{blocking, full, Reply};
+use crate::router::Ctx;
+use crate::State;
+
+/// Which streams a client asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Streams {
+    /// Feed the container's stdin.
+    pub stdin: bool,
+    /// Receive its stdout.
+    pub stdout: bool,
+    /// Receive its stderr.
+    pub stderr: bool,
+    /// The container has a terminal: output goes raw, without frame headers.
+    pub tty: bool,
+}
+
+/// A hijacked connection waiting for its container to start.
+pub struct Waiting {
+    io: tokio::sync::oneshot::Receiver<Upgraded>,
+    streams: Streams,
+}
+
+/// Attach connections made before their container started, by container ID.
+#[derive(Default)]
+pub struct Pending(Mutex<HashMap<String, Vec<Waiting>>>);
+
+impl Pending {
+    fn add(&self, id: &str, w: Waiting) {
+        self.0
+            .lock()
+            .expect("pending lock")
+            .entry(id.to_string())
+            .or_default()
+            .push(w);
+    }
+
+    /// Takes the connections waiting for container `id`.
+    pub fn take(&self, id: &str) -> Vec<Waiting> {
+        self.0
+            .lock()
+            .expect("pending lock")
+            .remove(id)
+            .unwrap_or_default()
+    }
+}
+
+/// The 101 answer that hands the connection over, or Docker's 200 for clients that do not
+/// ask for an upgrade (they read the stream as the body of a hijacked connection).
+pub fn switching(req: &Request<Incoming>, tty: bool) -> Response<crate::http::Body> {
+    let upgrade = req
+        .headers()
+        .get("Upgrade")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.to_string());
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let mut r = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Content-Type", content_type)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", upgrade.unwrap_or_else(|| "tcp".into()))
+        .body(full(""))
+        .expect("a valid response");
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r
+}
+
+/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=`.
+pub async fn attach(ctx: Ctx, mut req: Request<Incoming>, id: &str) -> Reply {
+    let r = find(&ctx, id).await?;
+    let q = &ctx.query;
+    let streams = Streams {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        tty: r.options.tty,
+    };
+    if r.status() == "paused" {
+        return Err(ApiError::conflict(format!(
+            "You cannot attach to a paused container, unpause it first"
+        )));
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    let reply = switching(&req, streams.tty);
+    let running = r.is_running();
+    let runroot = ctx.engine().runroot().to_path_buf();
+    if running {
+        tokio::spawn(async move {
+            let Ok(io) = upgrade.await else { return };
+            match connect_hub(&runroot, &r.id, || true).await {
+                Ok(hub) => proxy(io, hub, streams).await,
+                Err(e) => log::debug!("attach to {}: {e}", r.id),
+            }
+        });
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ctx.state.pending.add(&r.id, Waiting { io: rx, streams });
+        tokio::spawn(async move {
+            if let Ok(io) = upgrade.await {
+                let _ = tx.send(io);
+            }
+        });
+    }
+    Ok(reply)
+}
+
+/// Starts container `r` for the attach connections waiting on it: its monitor waits for
+/// them on its socket, then starts it. Returns once the record says it runs (or why not).
+pub async fn start_with(
+    state: Arc<State>,
+    r: &ContainerRecord,
+    waiting: Vec<Waiting>,
+) -> Result<(), ApiError> {
+    let engine = state.engine.clone();
+    let id = r.id.clone();
+    let monitor = blocking({
+        let (engine, id) = (engine.clone(), id.clone());
+        move || Ok(engine.start_for_attach(&id)?)
+    })
+    .await?;
+    let monitor = Arc::new(Mutex::new(monitor));
+    let alive = {
+        let monitor = monitor.clone();
+        move || matches!(monitor.lock().expect("monitor lock").try_wait(), Ok(None))
+    };
+    let runroot = engine.runroot().to_path_buf();
+    for w in waiting {
+        let Ok(io) = w.io.await else { continue };
+        let hub = connect_hub(&runroot, &id, alive.clone())
+            .await
+            .map_err(|e| ApiError::internal(format!("attaching to {id}: {e}")))?;
+        tokio::spawn(proxy(io, hub, w.streams));
+    }
+    // The record says how the start went; the monitor is reaped when it ends.
+    let outcome = blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = engine.load(&id)?;
+            if r.state != berth_engine::State::Created {
+                return match r.error {
+                    Some(e) if !r.is_running() => Err(ApiError::internal(e)),
+                    _ => Ok(()),
+                };
+            }
+            if !alive() || std::time::Instant::now() > deadline {
+                let r = engine.load(&id)?;
+                return match r.error {
+                    Some(e) => Err(ApiError::internal(e)),
+                    None if r.state == berth_engine::State::Created => {
+                        Err(ApiError::internal(format!("container {id} did not start")))
+                    }
+                    None => Ok(()),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+    .await;
+    std::thread::spawn(move || {
+        let _ = monitor.lock().map(|mut m| m.wait());
+    });
+    outcome
+}
+
+/// Connects to the monitor's attach socket, waiting for it to appear while `alive` says the
+/// monitor runs.
+async fn connect_hub(
+    runroot: &Path,
+    id: &str,
+    alive: impl Fn() -> bool,
+) -> std::io::Result<tokio::net::UnixStream> {
+    let path = berth_engine::attach::socket_path(runroot, id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(s) => return Ok(s),
+            Err(e) if !alive() || std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+/// Joins a client connection and the monitor's socket until the container's output ends.
+async fn proxy(client: Upgraded, hub: tokio::net::UnixStream, streams: Streams) {
+    let (mut client_r, mut client_w) = tokio::io::split(TokioIo::new(client));
+    let (mut hub_r, mut hub_w) = hub.into_split();
+    let input = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match client_r.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    if streams.stdin {
+                        let _ = hub_w
+                            .write_all(&header(berth_engine::attach::CLOSE_STDIN, 0))
+                            .await;
+                    }
+                    break;
+                }
+                Ok(n) if streams.stdin => {
+                    let mut f = header(berth_engine::attach::STDIN, n).to_vec();
+                    f.extend_from_slice(&buf[..n]);
+                    if hub_w.write_all(&f).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        // Keep the write half (and so the monitor's view of this client) until output ends.
+        hub_w
+    });
+    let mut head = [0u8; 8];
+    while hub_r.read_exact(&mut head).await.is_ok() {
+        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let mut payload = vec![0u8; len];
+        if hub_r.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        let wanted = match head[0] {
+            berth_engine::attach::STDOUT => streams.stdout,
+            berth_engine::attach::STDERR => streams.stderr,
+            _ => false,
+        };
+        if !wanted {
+            continue;
+        }
+        let written = if streams.tty {
+            client_w.write_all(&payload).await
+        } else {
+            let mut f = head.to_vec();
+            f.extend_from_slice(&payload);
+            client_w.write_all(&f).await
+        };
+        if written.is_err() {
+            break;
+        }
+        let _ = client_w.flush().await;
+    }
+    let _ = client_w.shutdown().await;
+    input.abort();
+}
+
+fn header(kind: u8, len: usize) -> [u8; 8] {
+    let l = (len as u32).to_be_bytes();
+    [kind, 0, 0, 0, l[0], l[1], l[2], l[3]]
+}
+
+/// Tells the monitor of container `id` its terminal is now `rows`×`cols`.
+pub fn send_resize(runroot: &Path, id: &str, rows: u16, cols: u16) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut s =
+        std::os::unix::net::UnixStream::connect(berth_engine::attach::socket_path(runroot, id))?;
+    let mut f = header(berth_engine::attach::RESIZE, 4).to_vec();
+    f.extend_from_slice(&rows.to_be_bytes());
+    f.extend_from_slice(&cols.to_be_bytes());
+    s.write_all(&f)
+}

@@ -320,6 +320,7 @@ fn wait_for(
     let id = &first.id;
     let finished_before = first.finished_at.clone();
     let mut last_code = first.exit_code;
+    let started = std::time::Instant::now();
     loop {
         if gone() {
             return None;
@@ -347,7 +348,14 @@ fn wait_for(
                 return Some(i64::from(code));
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Short containers (`docker run --rm x true`) end within the first moments: poll
+        // closely then, gently after.
+        let pause = if started.elapsed() < Duration::from_secs(2) {
+            2
+        } else {
+            20
+        };
+        std::thread::sleep(Duration::from_millis(pause));
     }
 }
 

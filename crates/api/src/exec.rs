@@ -289,9 +289,10 @@ fn spawn_session(
             })
         })
         .collect();
-    drop(out);
     let waited = child.clone();
     std::thread::spawn(move || {
+        // Holds the output channel open until the exit code is recorded: the client reads
+        // it (`GET /exec/{id}/json`) as soon as the stream ends.
         // A terminal's master never reads end-of-file while we hold it: wait for the
         // process, then let the copier go.
         let status = loop {
@@ -307,6 +308,7 @@ fn spawn_session(
             p.exit_code = Some(code);
             p.pty = None;
         }
+        drop(out);
         for c in copiers {
             if tty {
                 // The pty copier ends once every holder of the master is gone.

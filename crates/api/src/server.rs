@@ -183,14 +183,27 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_default()
         })
         .collect();
-    if log_requests() {
-        eprintln!("berth serve: {} {}", req.method(), req.uri());
-    }
+    let logged = log_requests().then(|| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            std::time::Instant::now(),
+        )
+    });
     let reply = crate::router::route(state, req, version, segments).await;
-    with_headers(match reply {
+    let response = with_headers(match reply {
         Ok(r) => r,
         Err(e) => error_response(e),
-    })
+    });
+    if let Some((method, uri, started)) = logged {
+        eprintln!(
+            "berth serve: {} {method} {uri} -> {} in {:.1} ms",
+            chrono::Utc::now().format("%H:%M:%S%.3f"),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    response
 }
 
 fn log_requests() -> bool {

@@ -313,6 +313,15 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 /// The body of an HTTP GET with curl (5 s at most), `None` if it failed.
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn http_get(url: &str) -> Option<String> {
     let out = Command::new("curl")
         .args(["-s", "-m", "5", url])
@@ -321,4 +330,121 @@ pub fn http_get(url: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A `berth serve` of a test's store on a socket of its own, and the real clients pointed at
+/// it (`DOCKER_HOST`). Stopped (SIGTERM) when dropped.
+pub struct Served {
+    child: Child,
+    /// The API socket.
+    pub socket: PathBuf,
+    docker_config: PathBuf,
+}
+
+impl Berth {
+    /// Starts `berth serve` on this store and waits for its socket.
+    pub fn serve(&self) -> Served {
+        let socket = self.dir.path().join("api.sock");
+        let child = self
+            .cmd(&["serve", "-H", &format!("unix://{}", socket.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "berth serve did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served {
+            child,
+            socket,
+            docker_config: self.dir.path().join("docker"),
+        }
+    }
+}
+
+impl Served {
+    /// `DOCKER_HOST` for this server.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// A client command (`docker`, `python3`, `docker-compose`) aimed at this server.
+    pub fn client(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CLI_HINTS", "false")
+            .env("COMPOSE_DOCKER_CLI_BUILD", "0");
+        c
+    }
+
+    /// Runs the real `docker` CLI against this server.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        self.client("docker", args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+            .into()
+    }
+
+    /// Runs a Python script with Debian's docker-py (`import docker`) against this server.
+    pub fn python(&self, script: &str) -> Run {
+        self.client("/usr/bin/python3", &["-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run python3")
+            .into()
+    }
+
+    /// One raw HTTP/1.1 request on the socket: (status, body).
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -17,3 +17,4 @@ mod network;
 mod pull;
 mod push;
 mod run;
+mod serve;

@@ -4,15 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{http_get, Berth};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::{free_port, http_get, Berth};
 
 fn leftovers(id: &str, port: u16) -> (bool, bool, bool) {
     let short = &id[..12];

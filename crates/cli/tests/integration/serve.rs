@@ -1,0 +1,316 @@
+//! `berth serve` judged by real clients: the `docker` CLI (28.x, installed as a client only)
+//! and Debian's docker-py, on a socket of the test's own; raw HTTP for the bad requests no
+//! client would send.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::{free_port, http_get, Berth};
+
+#[test]
+fn docker_cli_runs_containers_through_berth_serve() {
+    let b = Berth::new();
+    let s = b.serve();
+    let version = s.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(version.ok().trim(), "1.45");
+    // Foreground, with the pull the CLI does itself on a 404 from create.
+    let hi = s.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(hi.ok(), "hi\n", "{}", hi.stderr);
+    assert_eq!(
+        s.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])
+            .code,
+        3
+    );
+    s.docker(&["run", "--rm", "busybox", "no-such-command"])
+        .fails(127, &["executable file not found"]);
+    // Detached, published, and seen by both CLIs (one store).
+    let port = free_port();
+    let id = s
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo booted; echo oops >&2; exec httpd -f -p 80 -h /etc",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answer = None;
+    while answer.is_none() && Instant::now() < deadline {
+        answer = http_get(&format!("http://127.0.0.1:{port}/hostname"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(answer.as_deref(), Some(format!("{}\n", &id[..12]).as_str()));
+    let ps = s.docker(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert_eq!(ps.ok(), format!("web 0.0.0.0:{port}->80/tcp\n"));
+    assert!(b
+        .run(&["ps", "--format", "{{.Names}}"])
+        .ok()
+        .contains("web"));
+    let logs = s.docker(&["logs", "web"]);
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("booted\n", "oops\n")
+    );
+    let exec = s.docker(&["exec", "web", "sh", "-c", "cat /etc/hostname; exit 4"]);
+    assert_eq!(
+        (exec.code, exec.stdout.as_str()),
+        (4, format!("{}\n", &id[..12]).as_str())
+    );
+    let inspect = s.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
+    assert_eq!(inspect.ok(), "true /web\n");
+    // A container made by the CLI shows through the API.
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "made-by-cli",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    assert!(s
+        .docker(&["ps", "--format", "{{.Names}}"])
+        .ok()
+        .contains("made-by-cli"));
+    s.docker(&["stop", "-t", "1", "web", "made-by-cli"]).ok();
+    assert_eq!(s.docker(&["ps", "-q"]).ok(), "");
+    s.docker(&["rm", "web", "made-by-cli"]).ok();
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    // Errors read as Docker's.
+    s.docker(&["stop", "nope"])
+        .fails(1, &["No such container: nope"]);
+    s.docker(&["run", "--name", "twice", "-d", "busybox", "sleep", "300"])
+        .ok();
+    s.docker(&["run", "--name", "twice", "-d", "busybox", "true"])
+        .fails(125, &["Conflict", "twice"]);
+    s.docker(&["rm", "twice"])
+        .fails(1, &["cannot remove container", "force"]);
+    s.docker(&["rm", "-f", "twice"]).ok();
+}
+
+#[test]
+fn ctrl_c_stops_a_foreground_container() {
+    let b = Berth::new();
+    let s = b.serve();
+    s.docker(&["pull", "-q", "busybox"]).ok();
+    let mut child = s
+        .client(
+            "docker",
+            &[
+                "run",
+                "--rm",
+                "--name",
+                "sig",
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'echo got-int; exit 130' INT; echo ready; sleep 100 & wait",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "got-int\n");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // --rm: gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.run(&["ps", "-aq"]).ok().is_empty() {
+        assert!(Instant::now() < deadline, "the --rm container stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn docker_py_drives_containers() {
+    let b = Berth::new();
+    let s = b.serve();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let script = r#"
+import docker, time
+c = docker.from_env()
+assert c.containers.run("busybox", "echo hello-py", remove=True) == b"hello-py\n"
+ct = c.containers.run("busybox", ["sh", "-c", "echo started; sleep 300"], detach=True, name="pyc")
+for _ in range(100):
+    if ct.logs() == b"started\n": break
+    time.sleep(0.05)
+assert ct.logs() == b"started\n", ct.logs()
+r = ct.exec_run(["sh", "-c", "echo ex; exit 3"])
+assert (r.exit_code, r.output) == (3, b"ex\n"), r
+ct.reload()
+assert ct.status == "running", ct.status
+assert [x.name for x in c.containers.list()] == ["pyc"]
+ct.stop(timeout=1)
+ct.reload()
+assert ct.status == "exited" and ct.attrs["State"]["ExitCode"] == 137, ct.attrs["State"]
+ct.remove()
+try:
+    c.containers.run("busybox", ["sh", "-c", "exit 2"], remove=True)
+    raise SystemExit("no ContainerError")
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 2
+try:
+    c.containers.get("nope")
+    raise SystemExit("no NotFound")
+except docker.errors.NotFound:
+    pass
+print("ok")
+"#;
+    let out = s.python(script);
+    assert_eq!(out.ok(), "ok\n", "{}", out.stderr);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}
+
+#[test]
+fn bad_requests_get_docker_errors_and_the_server_keeps_serving() {
+    let b = Berth::new();
+    let s = b.serve();
+    let check = |(status, body): (u16, String), want: u16, needle: &str| {
+        assert_eq!(status, want, "{body}");
+        let v: serde_json::Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    };
+    check(
+        s.request("POST", "/containers/create", b"{not json"),
+        400,
+        "invalid JSON",
+    );
+    check(
+        s.request("GET", "/no/such/endpoint", b""),
+        404,
+        "page not found",
+    );
+    check(s.request("GET", "/v1.99/info", b""), 400, "too new");
+    check(s.request("GET", "/v1.12/info", b""), 400, "too old");
+    check(
+        s.request("GET", "/containers/nope/json", b""),
+        404,
+        "No such container: nope",
+    );
+    check(
+        s.request(
+            "POST",
+            "/containers/create",
+            br#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#,
+        ),
+        400,
+        "restart policy",
+    );
+    check(
+        s.request(
+            "POST",
+            "/containers/create",
+            br#"{"Image":"no-such-image-here"}"#,
+        ),
+        404,
+        "No such image",
+    );
+    check(
+        s.request("POST", "/containers/x/wait?condition=whenever", b""),
+        404,
+        "No such container",
+    );
+    // A body over the bound is refused without being read whole.
+    let big = vec![b'x'; 5 << 20];
+    let (status, _) = s.request("POST", "/containers/create", &big);
+    assert_eq!(status, 413);
+    // Versioned and unversioned paths, GET and HEAD ping.
+    assert_eq!(s.request("GET", "/_ping", b"").0, 200);
+    assert_eq!(s.request("HEAD", "/v1.24/_ping", b"").0, 200);
+    let (status, body) = s.request("GET", "/v1.41/version", b"");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"ApiVersion\":\"1.45\""), "{body}");
+}
+
+/// Clients that hang up mid-stream and twenty clients at once: no error, and nothing left
+/// behind (containers, the server's file descriptors and threads back to where they were).
+#[test]
+fn disconnects_and_concurrent_clients_leak_nothing() {
+    let b = Berth::new();
+    let s = b.serve();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let count = |what: &str| {
+        std::fs::read_dir(format!("/proc/{}/{what}", s.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let settle = || std::thread::sleep(Duration::from_millis(500));
+    settle();
+    let (fds, threads) = (count("fd"), count("task"));
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ])
+    .ok();
+    for args in [
+        vec!["logs", "-f", "chatty"],
+        vec!["attach", "chatty"],
+        vec!["stats", "chatty"],
+    ] {
+        let mut c = s
+            .client("docker", &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || {
+                    let name = format!("many{i}");
+                    s.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "300"])
+                        .ok();
+                    s.docker(&["rm", "-f", &name]).ok();
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    s.docker(&["rm", "-f", "chatty"]).ok();
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    settle();
+    assert_eq!(s.request("GET", "/_ping", b"").0, 200);
+    let (fds_after, threads_after) = (count("fd"), count("task"));
+    assert!(
+        fds_after <= fds + 2,
+        "file descriptors: {fds} before, {fds_after} after"
+    );
+    assert!(
+        threads_after <= threads + 4,
+        "threads: {threads} before, {threads_after} after"
+    );
+}

@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(docker-registry mmdebstrap busybox-static skopeo podman apache2-utils zstd attr curl
           openssl ca-certificates util-linux gzip tar python3 libseccomp-dev pkg-config iproute2 nftables
-          tini procps)
+          tini procps docker-compose python3-docker python3-pip)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,4 +14,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# testcontainers (one of the Engine API's judges) is not packaged by Debian: from PyPI, into
+# a folder of its own that only its test puts on PYTHONPATH.
+PYDIR=/var/cache/berth-fixtures/python
+if [ ! -d "$PYDIR/testcontainers" ]; then
+  mkdir -p "$PYDIR"
+  /usr/bin/python3 -m pip install -q --disable-pip-version-check --target "$PYDIR" testcontainers==4.8.2 >&2
 fi

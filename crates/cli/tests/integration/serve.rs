@@ -314,3 +314,101 @@ fn disconnects_and_concurrent_clients_leak_nothing() {
         "threads: {threads} before, {threads_after} after"
     );
 }
+
+/// docker-compose 1.29 (Debian's): two services on the project's network, one reaching the
+/// other by its service name, one port published, a named volume; `down -v` leaves nothing.
+#[test]
+fn docker_compose_up_ps_logs_down() {
+    let b = Berth::new();
+    let s = b.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            r#"version: "3"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo hello-from-web > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["{port}:80"]
+    volumes: ["www:/www"]
+  client:
+    image: busybox
+    command: ["sh", "-c", "until wget -qO- http://web/index.html; do sleep 0.2; done; exec sleep 300"]
+    depends_on: [web]
+volumes:
+  www: {{}}
+"#
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = s
+            .client("docker-compose", &[&["-p", "berthtest"], args].concat())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        crate::common::Run::from(out)
+    };
+    let up = compose(&["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = None;
+    while answer.is_none() && Instant::now() < deadline {
+        answer = http_get(&format!("http://127.0.0.1:{port}/index.html"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answer.as_deref(), Some("hello-from-web\n"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = compose(&["logs", "--no-color", "client"]);
+        if logs.stdout.contains("hello-from-web") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "client never reached web:\n{}{}", logs.stdout, logs.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ps = compose(&["ps"]);
+    assert!(ps.ok().contains("berthtest_web_1"), "{}", ps.stdout);
+    assert!(ps.stdout.contains(&format!("0.0.0.0:{port}->80/tcp")), "{}", ps.stdout);
+    let down = compose(&["down", "-v"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    assert!(!b.run(&["network", "ls"]).ok().contains("berthtest"));
+    assert!(!b.run(&["volume", "ls", "-q"]).ok().contains("berthtest"));
+}
+
+/// testcontainers (PyPI, installed by scripts/packages.sh) starts a container and reads its
+/// mapped port; its reaper container would come from Docker Hub, so it is turned off.
+#[test]
+fn testcontainers_reads_a_mapped_port() {
+    let b = Berth::new();
+    let s = b.serve();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let script = r#"
+import urllib.request
+from testcontainers.core.container import DockerContainer
+with DockerContainer("busybox").with_command("sh -c 'echo tc-ok > /tmp/i; exec httpd -f -p 80 -h /tmp'").with_exposed_ports(80) as c:
+    port = c.get_exposed_port(80)
+    host = c.get_container_host_ip()
+    import time
+    for _ in range(100):
+        try:
+            print(urllib.request.urlopen(f"http://{host}:{port}/i", timeout=2).read().decode(), end="")
+            break
+        except Exception:
+            time.sleep(0.1)
+"#;
+    let out = s
+        .client("/usr/bin/python3", &["-c", script])
+        .env("PYTHONPATH", "/var/cache/berth-fixtures/python")
+        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = crate::common::Run::from(out);
+    assert_eq!(out.ok(), "tc-ok\n", "{}", out.stderr);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}

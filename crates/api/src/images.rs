@@ -128,9 +128,9 @@ fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
     }
 }
 
-/// Whether one of `image`'s tags matches a `reference=` pattern (`busybox`, `busy*:1.*`).
-fn reference_matches(image: &ImageInfo, pattern: &str) -> bool {
-    image.tags.iter().any(|t| {
+/// Whether one of `tags` matches a `reference=` pattern (`busybox`, `busy*:1.*`).
+fn reference_matches(tags: &[String], pattern: &str) -> bool {
+    tags.iter().any(|t| {
         let Ok(r) = Reference::parse(t) else {
             return false;
         };
@@ -190,17 +190,32 @@ pub async fn list(ctx: Ctx) -> Reply {
                     .get("reference")
                     .into_iter()
                     .flatten()
-                    .all(|p| reference_matches(image, p))
+                    .all(|p| reference_matches(&image.tags, p))
                 || before.is_some_and(|b| created >= b)
                 || since.is_some_and(|s| created <= s)
             {
                 continue;
             }
+            // With a reference filter, Docker shows only the tags and digests matching it.
+            let shown = |refs: &[String]| -> Vec<String> {
+                refs.iter()
+                    .filter(|t| {
+                        filters
+                            .get("reference")
+                            .into_iter()
+                            .flatten()
+                            .all(|p| reference_matches(std::slice::from_ref(*t), p))
+                    })
+                    .map(|t| display_ref(t))
+                    .collect()
+            };
+            let tags = shown(&image.tags);
+            let digests = shown(&image.record.repo_digests);
             out.push(json!({
                 "Id": image.id,
                 "ParentId": "",
-                "RepoTags": image.tags.iter().map(|t| display_ref(t)).collect::<Vec<_>>(),
-                "RepoDigests": image.record.repo_digests.iter().map(|t| display_ref(t)).collect::<Vec<_>>(),
+                "RepoTags": tags,
+                "RepoDigests": digests,
                 "Created": created,
                 "Size": image.size,
                 "SharedSize": -1,
@@ -744,9 +759,9 @@ pub async fn get(ctx: Ctx, name: Option<String>) -> Reply {
     reply
 }
 
-/// `POST /images/load?quiet=`: a docker-archive or OCI tar body.
+/// `POST /images/load?quiet=`: a docker-archive or OCI tar body. `quiet` only hides
+/// progress bars in Docker, and berth draws none: the "Loaded image" lines always go out.
 pub async fn load(ctx: Ctx, req: Request<Incoming>) -> Reply {
-    let quiet = ctx.query.flag("quiet");
     let body = BodyReader::new(req.into_body(), MAX_LOAD_BODY);
     let engine = ctx.engine();
     let loaded = blocking(move || engine.images.load(body).map_err(image_error)).await?;
@@ -762,11 +777,7 @@ pub async fn load(ctx: Ctx, req: Request<Incoming>) -> Reply {
                 .collect()
         }
     }) {
-        let v = if quiet {
-            json!({ "stream": "" })
-        } else {
-            json!({ "stream": format!("{line}\n") })
-        };
+        let v = json!({ "stream": format!("{line}\n") });
         text.push_str(&format!("{v}\r\n"));
     }
     Ok(hyper::Response::builder()

@@ -37,7 +37,6 @@ const MAX_CONTEXT: u64 = 8 << 30;
 /// Options of the build, checked before the body is read so that a bad one is a 400.
 struct Params {
     args: Vec<String>,
-    quiet: bool,
 }
 
 /// A JSON-object parameter (`buildargs`, `labels`) as `K=V` strings; `null` values are
@@ -117,11 +116,11 @@ fn params(ctx: &Ctx) -> Result<Params, ApiError> {
     if q.flag("pull") {
         args.push("--pull".into());
     }
-    let quiet = q.flag("q");
-    if quiet {
+    // `-q`: berth build prints only the ID, which the Docker CLI prints from the stream.
+    if q.flag("q") {
         args.push("-q".into());
     }
-    Ok(Params { args, quiet })
+    Ok(Params { args })
 }
 
 /// `POST /build?t=…&dockerfile=&buildargs=&labels=&target=&nocache=&q=&pull=&networkmode=
@@ -174,7 +173,6 @@ pub async fn build(ctx: Ctx, req: Request<Incoming>) -> Reply {
         .spawn()
         .map_err(|e| ApiError::internal(format!("starting berth build: {e}")))?;
     let (reply, tx) = stream(StatusCode::OK, "application/json");
-    let quiet = params.quiet;
     std::thread::spawn(move || {
         let gone = Arc::new(AtomicBool::new(false));
         let out = Out {
@@ -185,35 +183,35 @@ pub async fn build(ctx: Ctx, req: Request<Incoming>) -> Reply {
         let stderr = child.stderr.take().expect("piped stderr");
         let o = out.clone();
         let eng = engine.clone();
-        let stdout_thread = std::thread::spawn(move || read_stdout(stdout, &o, &eng, quiet));
+        let stdout_thread = std::thread::spawn(move || read_stdout(stdout, &o, &eng));
         let o = out.clone();
         let stderr_thread = std::thread::spawn(move || read_stderr(stderr, &o));
         let status = child.wait();
         let held = stdout_thread.join().unwrap_or_default();
         let error = stderr_thread.join().unwrap_or_default();
+        let mut tail = Vec::new();
         match status {
             Ok(s) if s.success() => {
                 if let Ok(id) = std::fs::read_to_string(dir.path().join("iid")) {
-                    out.send(json!({ "aux": { "ID": id.trim() } }));
+                    tail.push(json!({ "aux": { "ID": id.trim() } }));
                 }
-                for line in held {
-                    out.send(json!({ "stream": line }));
-                }
+                tail.extend(held.into_iter().map(|l| json!({ "stream": l })));
             }
             other => {
-                for line in held {
-                    out.send(json!({ "stream": line }));
-                }
+                tail.extend(held.into_iter().map(|l| json!({ "stream": l })));
                 let message = match (error.trim(), other) {
                     ("", Ok(s)) => format!("berth build failed ({s})"),
                     ("", Err(e)) => format!("waiting for berth build: {e}"),
                     (m, _) => m.to_string(),
                 };
-                out.send(error_line(&message));
+                tail.push(error_line(&message));
             }
         }
-        // The context folder (and the iid file) go when `dir` drops.
+        // The context goes before the last line: a client that sees the end sees no scratch.
         drop(dir);
+        for v in tail {
+            out.send(v);
+        }
     });
     reply
 }
@@ -242,12 +240,7 @@ impl Out {
 /// Streams `berth build`'s stdout line by line; holds back "Successfully built" and what
 /// follows, which Docker sends after the `aux` line with the image ID. Once the client is
 /// gone, kills each RUN step's container as it starts, so the build ends.
-fn read_stdout(
-    stdout: impl Read,
-    out: &Out,
-    engine: &Arc<berth_engine::Engine>,
-    quiet: bool,
-) -> Vec<String> {
+fn read_stdout(stdout: impl Read, out: &Out, engine: &Arc<berth_engine::Engine>) -> Vec<String> {
     let mut held = Vec::new();
     let mut running: Option<String> = None;
     let mut reader = BufReader::new(stdout);
@@ -261,10 +254,6 @@ fn read_stdout(
         let line = String::from_utf8_lossy(&buf).into_owned();
         if let Some(id) = line.trim().strip_prefix("---> Running in ") {
             running = Some(id.to_string());
-        }
-        if quiet {
-            // `-q` prints only the ID, which the client learns from `aux`.
-            continue;
         }
         if !held.is_empty() || line.starts_with("Successfully built ") {
             held.push(line);

@@ -43,8 +43,8 @@ pub(crate) fn image_error(e: berth_image::Error) -> ApiError {
 fn registry_error(e: berth_registry::Error) -> ApiError {
     use berth_registry::Error as E;
     match &e {
-        E::NotFound { reference, .. } => ApiError::not_found(format!(
-            "manifest for {} not found: manifest unknown: manifest unknown ({e})",
+        E::NotFound { reference, tried } => ApiError::not_found(format!(
+            "manifest for {} not found: manifest unknown: manifest unknown (tried {tried})",
             display_ref(reference)
         )),
         E::Unauthorized { reference, .. } => {

@@ -319,3 +319,49 @@ fn volumes_create_list_inspect_remove_prune() {
     assert!(pruned.ok().contains("named"), "{}", pruned.stdout);
     assert_eq!(api.docker(&["volume", "ls", "-q"]).ok().trim(), "");
 }
+
+#[test]
+fn push_with_the_clients_credentials() {
+    use base64::Engine as _;
+    let api = Api::start();
+    let regs = crate::common::registries();
+    api.docker(&["pull", "busybox"]).ok();
+    let target = format!("{}/apipush:1", regs.basic);
+    api.docker(&["tag", "busybox", &target]).ok();
+    // No credentials: the registry's refusal, as an error line after the 200.
+    api.docker(&["push", &target]).fails(1, &[&regs.basic]);
+    // The CLI sends its stored login as X-Registry-Auth; berth's own logins stay unused.
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        crate::common::USER,
+        crate::common::PASSWORD
+    ));
+    std::fs::write(
+        api.berth.dir.path().join("docker-cli/config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, regs.basic),
+    )
+    .unwrap();
+    let pushed = api.docker(&["push", &target]);
+    let out = pushed.ok();
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    // And back: pulled by another store through the berth CLI with the same login.
+    let other = Berth::new();
+    other
+        .run_with_input(
+            &[
+                "login",
+                "-u",
+                crate::common::USER,
+                "--password-stdin",
+                &regs.basic,
+            ],
+            crate::common::PASSWORD.as_bytes(),
+        )
+        .ok();
+    other.run(&["pull", &target]).ok();
+
+    let missing = api.docker(&["pull", "nosuchimage-berth"]);
+    eprintln!("pull of a missing image: {}", missing.stderr);
+    let nothing = api.docker(&["push", "nosuchimage-berth"]);
+    nothing.fails(1, &["An image does not exist locally with the tag"]);
+}

@@ -16,7 +16,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_registry::Reference;
@@ -181,12 +181,17 @@ pub async fn build(ctx: Ctx, req: Request<Incoming>) -> Reply {
         };
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let o = out.clone();
-        let eng = engine.clone();
-        let stdout_thread = std::thread::spawn(move || read_stdout(stdout, &o, &eng));
+        let running: Arc<Mutex<Option<String>>> = Arc::default();
+        let finished = Arc::new(AtomicBool::new(false));
+        let (o, r) = (out.clone(), running.clone());
+        let stdout_thread = std::thread::spawn(move || read_stdout(stdout, &o, &r));
         let o = out.clone();
         let stderr_thread = std::thread::spawn(move || read_stderr(stderr, &o));
+        let (r, f) = (running, finished.clone());
+        let watcher = std::thread::spawn(move || watch_client(&tx, &gone, &engine, &r, &f));
         let status = child.wait();
+        finished.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
         let held = stdout_thread.join().unwrap_or_default();
         let error = stderr_thread.join().unwrap_or_default();
         let mut tail = Vec::new();
@@ -237,12 +242,11 @@ impl Out {
     }
 }
 
-/// Streams `berth build`'s stdout line by line; holds back "Successfully built" and what
-/// follows, which Docker sends after the `aux` line with the image ID. Once the client is
-/// gone, kills each RUN step's container as it starts, so the build ends.
-fn read_stdout(stdout: impl Read, out: &Out, engine: &Arc<berth_engine::Engine>) -> Vec<String> {
+/// Streams `berth build`'s stdout line by line, noting the RUN step that runs; holds back
+/// "Successfully built" and what follows, which Docker sends after the `aux` line with the
+/// image ID.
+fn read_stdout(stdout: impl Read, out: &Out, running: &Mutex<Option<String>>) -> Vec<String> {
     let mut held = Vec::new();
-    let mut running: Option<String> = None;
     let mut reader = BufReader::new(stdout);
     let mut buf = Vec::new();
     loop {
@@ -253,19 +257,39 @@ fn read_stdout(stdout: impl Read, out: &Out, engine: &Arc<berth_engine::Engine>)
         }
         let line = String::from_utf8_lossy(&buf).into_owned();
         if let Some(id) = line.trim().strip_prefix("---> Running in ") {
-            running = Some(id.to_string());
+            *running.lock().expect("running lock") = Some(id.to_string());
         }
         if !held.is_empty() || line.starts_with("Successfully built ") {
             held.push(line);
             continue;
         }
-        if !out.send(json!({ "stream": line })) {
-            if let Some(id) = running.take() {
+        out.send(json!({ "stream": line }));
+    }
+    held
+}
+
+/// Until the build is `finished`, checks twice a second whether the client went away (a
+/// RUN step that prints nothing would never find out by a failed send); once it has, kills
+/// each RUN step's container, so the build fails at its current or next RUN and cleans up.
+fn watch_client(
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    gone: &AtomicBool,
+    engine: &Arc<berth_engine::Engine>,
+    running: &Mutex<Option<String>>,
+    finished: &AtomicBool,
+) {
+    while !finished.load(Ordering::Relaxed) {
+        if tx.is_closed() {
+            gone.store(true, Ordering::Relaxed);
+        }
+        if gone.load(Ordering::Relaxed) {
+            let step = running.lock().expect("running lock").take();
+            if let Some(id) = step {
                 stop_step(engine, &id);
             }
         }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    held
 }
 
 /// Kills a RUN step's container once it runs (it may be starting still).

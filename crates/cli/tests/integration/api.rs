@@ -365,3 +365,65 @@ fn push_with_the_clients_credentials() {
     let nothing = api.docker(&["push", "nosuchimage-berth"]);
     nothing.fails(1, &["An image does not exist locally with the tag"]);
 }
+
+#[test]
+fn build_client_that_disconnects_ends_the_build() {
+    use std::io::BufRead;
+    let api = Api::start();
+    api.docker(&["pull", "busybox"]).ok();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo ready-$((1+1)) && sleep 600\n",
+    )
+    .unwrap();
+    let tar = api.berth.dir.path().join("ctx.tar");
+    crate::common::tar_dir(ctx.path(), &tar);
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--unix-socket"])
+        .arg(&api.sock)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", tar.display()))
+        .arg("http://localhost/v1.45/build?t=forever")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(curl.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        if line.contains("ready-2") {
+            break;
+        }
+    }
+    assert!(seen.contains("Running in"), "{seen}");
+    curl.kill().unwrap();
+    curl.wait().unwrap();
+    drop(lines);
+    // The step's container is killed, the build fails and cleans up after itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ps = api.berth.run(&["ps", "-aq"]).stdout;
+        let scratch = std::fs::read_dir(api.berth.root().join("tmp"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("api-build-"));
+        if ps.trim().is_empty() && !scratch {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "build still going 30 s after the client left: ps {ps:?}, scratch {scratch}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    api.docker(&["image", "inspect", "forever"])
+        .fails(1, &["No such image"]);
+}

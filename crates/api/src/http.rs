@@ -74,16 +74,25 @@ pub fn stream(status: StatusCode, content_type: &str) -> (Reply, tokio::sync::mp
 /// The query string, decoded; a repeated key keeps its last value, as Go's `Get` would
 /// keep its first (no Docker client repeats one).
 #[derive(Debug, Default, Clone)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 impl Query {
     /// Parses `a=1&b=x%20y`.
     pub fn parse(q: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Query(pairs.iter().cloned().collect(), pairs)
+    }
+
+    /// Every value of a repeated parameter, in order (`build?t=a&t=b`,
+    /// `images/get?names=a&names=b`).
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.1
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A parameter's value.

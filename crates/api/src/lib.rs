@@ -29,6 +29,7 @@ mod error;
 mod exec;
 mod http;
 mod images;
+mod images_build;
 mod networks;
 mod router;
 mod server;

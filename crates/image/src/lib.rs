@@ -36,6 +36,7 @@ pub mod diff;
 mod digest;
 mod error;
 pub mod import;
+pub mod inspect;
 mod lock;
 mod pull;
 mod push;

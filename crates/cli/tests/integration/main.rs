@@ -4,6 +4,7 @@
 
 mod common;
 
+mod api;
 mod archives;
 mod auth;
 mod build;

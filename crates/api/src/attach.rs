@@ -104,9 +104,9 @@ pub async fn attach(ctx: Ctx, mut req: Request<Incoming>, id: &str) -> Reply {
         tty: r.options.tty,
     };
     if r.status() == "paused" {
-        return Err(ApiError::conflict(format!(
-            "You cannot attach to a paused container, unpause it first"
-        )));
+        return Err(ApiError::conflict(
+            "You cannot attach to a paused container, unpause it first",
+        ));
     }
     let upgrade = hyper::upgrade::on(&mut req);
     let reply = switching(&req, streams.tty);
@@ -154,16 +154,27 @@ pub async fn start_with(
     let runroot = engine.runroot().to_path_buf();
     for w in waiting {
         let Ok(io) = w.io.await else { continue };
-        let hub = connect_hub(&runroot, &id, alive.clone())
-            .await
-            .map_err(|e| ApiError::internal(format!("attaching to {id}: {e}")))?;
-        tokio::spawn(proxy(io, hub, w.streams));
+        // A monitor that fails before it listens (no such executable) closes the client;
+        // the record says why, below.
+        if let Ok(hub) = connect_hub(&runroot, &id, alive.clone()).await {
+            tokio::spawn(proxy(io, hub, w.streams));
+        }
     }
     // The record says how the start went; the monitor is reaped when it ends.
     let outcome = blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let r = engine.load(&id)?;
+            let r = match engine.load(&id) {
+                Ok(r) => r,
+                // A --rm container that already ended (or failed to start) and went.
+                Err(berth_engine::Error::NoSuchContainer(_)) => {
+                    return match engine.last_exit(&id) {
+                        Some((_, Some(message))) => Err(ApiError::internal(message)),
+                        _ => Ok(()),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            };
             if r.state != berth_engine::State::Created {
                 return match r.error {
                     Some(e) if !r.is_running() => Err(ApiError::internal(e)),
@@ -171,7 +182,9 @@ pub async fn start_with(
                 };
             }
             if !alive() || std::time::Instant::now() > deadline {
-                let r = engine.load(&id)?;
+                let Ok(r) = engine.load(&id) else {
+                    continue;
+                };
                 return match r.error {
                     Some(e) => Err(ApiError::internal(e)),
                     None if r.state == berth_engine::State::Created => {

@@ -78,6 +78,10 @@ pub struct ContainerRecord {
     /// state fields, `pause` must not race it).
     #[serde(skip)]
     pub paused: bool,
+    /// `network disconnect` took it off every network: it starts with none (its
+    /// `--network` stays what it was, so it may be connected again, as with Docker).
+    #[serde(default)]
+    pub networks_cleared: bool,
 }
 
 impl ContainerRecord {
@@ -86,6 +90,9 @@ impl ContainerRecord {
     pub fn endpoints(&self) -> Vec<crate::networks::NetworkEndpoint> {
         if !self.networks.is_empty() {
             return self.networks.clone();
+        }
+        if self.networks_cleared {
+            return Vec::new();
         }
         match self.options.network.as_deref() {
             None | Some("bridge") | Some("default") => vec![crate::networks::NetworkEndpoint {
@@ -336,6 +343,7 @@ impl Engine {
             restart_count: 0,
             networks,
             paused: false,
+            networks_cleared: false,
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
@@ -513,25 +521,33 @@ impl Engine {
         &self.runroot
     }
 
-    /// The exit code a `--rm` container's monitor left behind when it removed the
-    /// container (for a waiter that could not see the record before it went).
-    pub fn last_exit_code(&self, id: &str) -> Option<i32> {
-        std::fs::read_to_string(self.runroot.join("exits").join(id))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    /// How a `--rm` container ended, as its monitor left it behind when it removed the
+    /// container: the exit code, and why it could not start if it could not (for a
+    /// waiter or starter that could not read the record before it went).
+    pub fn last_exit(&self, id: &str) -> Option<(i32, Option<String>)> {
+        let text = std::fs::read_to_string(self.runroot.join("exits").join(id)).ok()?;
+        let (code, error) = match text.split_once('\n') {
+            Some((c, e)) => (c, Some(e.to_string()).filter(|e| !e.is_empty())),
+            None => (text.as_str(), None),
+        };
+        Some((code.trim().parse().ok()?, error))
     }
 
-    /// Keeps the exit code of a `--rm` container it is about to remove, for
-    /// [`last_exit_code`](Self::last_exit_code); codes older than ten minutes are forgotten.
-    pub fn keep_exit_code(&self, id: &str, code: i32) {
+    /// The exit code part of [`last_exit`](Self::last_exit).
+    pub fn last_exit_code(&self, id: &str) -> Option<i32> {
+        self.last_exit(id).map(|(code, _)| code)
+    }
+
+    /// Keeps how a `--rm` container ended before it is removed, for
+    /// [`last_exit`](Self::last_exit); what is older than ten minutes is forgotten.
+    pub fn keep_exit(&self, id: &str, code: i32, error: Option<&str>) {
         let dir = self.runroot.join("exits");
         if std::fs::create_dir_all(&dir).is_err() {
             return;
         }
         let tmp = dir.join(format!(".{id}"));
-        if std::fs::write(&tmp, code.to_string()).is_ok() {
+        let text = format!("{code}\n{}", error.unwrap_or_default());
+        if std::fs::write(&tmp, text).is_ok() {
             let _ = std::fs::rename(&tmp, dir.join(id));
         }
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
@@ -824,25 +840,6 @@ fn random_name(id: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_docker_rules() {
-        assert!(validate_name("web-1.a_b").is_ok());
-        let e = validate_name("-bad").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        );
-        assert!(validate_name("a").is_err());
-        let n = random_name(&"ab".repeat(32));
-        let (adj, sur) = n.split_once('_').unwrap();
-        assert!(ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur), "{n}");
-    }
-}
-
 /// Go's `units.HumanDuration`, which Docker uses for "Up 5 minutes" and "2 hours ago".
 pub fn human_duration(secs: i64) -> String {
     let secs = secs.max(0);
@@ -860,5 +857,24 @@ pub fn human_duration(secs: i64) -> String {
         _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
         _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
         _ => format!("{} years", secs / 3600 / 24 / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker_rules() {
+        assert!(validate_name("web-1.a_b").is_ok());
+        let e = validate_name("-bad").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+        assert!(validate_name("a").is_err());
+        let n = random_name(&"ab".repeat(32));
+        let (adj, sur) = n.split_once('_').unwrap();
+        assert!(ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur), "{n}");
     }
 }

@@ -156,6 +156,7 @@ impl Engine {
         if let Some(live) = self.claim_start(id)? {
             return Ok(live);
         }
+        let before = self.load(id)?;
         let (mut started, tell) =
             std::io::pipe().map_err(Error::io("making the monitor's start pipe"))?;
         let mut child = self.spawn_monitor_telling(id, Attach::Detached, Some(tell))?;
@@ -164,7 +165,18 @@ impl Engine {
         let _ = std::io::Read::read(&mut started, &mut [0u8; 1]);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let r = self.load(id)?;
+            let r = match self.load(id) {
+                Ok(r) => r,
+                // A --rm container that already ended (or failed to start) and went.
+                Err(Error::NoSuchContainer(_)) => {
+                    std::thread::spawn(move || child.wait());
+                    return match self.last_exit(id) {
+                        Some((code, Some(message))) => Err(Error::StartFailed { message, code }),
+                        _ => Ok(before),
+                    };
+                }
+                Err(e) => return Err(e),
+            };
             if r.state != State::Created {
                 if let Some(e) = &r.error {
                     return Err(Error::StartFailed {

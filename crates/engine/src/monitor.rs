@@ -206,7 +206,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         });
     }
     if record.options.rm {
-        engine.keep_exit_code(id, code);
+        engine.keep_exit(id, code, error.as_deref());
         engine.remove_with_volumes(id)?;
     }
     let code = result?;

@@ -337,7 +337,11 @@ impl Engine {
             })?;
             endpoint.ip = Some(attached.ip.to_string());
         }
-        self.update(&record.id, |r| r.networks.push(endpoint))?;
+        self.update(&record.id, |r| {
+            r.networks = r.endpoints();
+            r.networks.push(endpoint);
+            r.networks_cleared = false;
+        })?;
         Ok(())
     }
 
@@ -358,9 +362,7 @@ impl Engine {
             r.networks = r.endpoints();
             r.networks.retain(|e| e.network != def.name);
             // No network left: it has none, not the default bridge again at its next start.
-            if r.networks.is_empty() {
-                r.options.network = Some("none".into());
-            }
+            r.networks_cleared = r.networks.is_empty();
         })?;
         Ok(())
     }

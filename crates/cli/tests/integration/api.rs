@@ -3,63 +3,31 @@
 //! errors Docker gives for bad requests.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Berth, Run};
+use crate::common::{Berth, Run, Served};
 
-/// A `berth serve` on a socket of its own over a test store; stopped on drop.
+/// A test store and its `berth serve` (dropped first, so the server stops before the store
+/// goes).
 struct Api {
+    served: Served,
     berth: Berth,
-    sock: PathBuf,
-    server: Child,
 }
 
 impl Api {
     fn start() -> Api {
         let berth = Berth::new();
-        let sock = berth.dir.path().join("api.sock");
-        let log = std::fs::File::create(berth.dir.path().join("serve.log")).unwrap();
-        let server = berth
-            .cmd(&["serve", "-H", &format!("unix://{}", sock.display())])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start berth serve");
-        std::fs::create_dir_all(berth.dir.path().join("docker-cli")).unwrap();
-        let api = Api {
-            berth,
-            sock,
-            server,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::os::unix::net::UnixStream::connect(&api.sock).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "berth serve did not listen in 15 s:\n{}",
-                api.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        api
+        let served = berth.serve();
+        Api { served, berth }
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.berth.dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    /// `docker ARGS` against this server (classic builder, a config folder of its own).
+    /// `docker ARGS` against this server, in `dir`.
     fn docker_in(&self, dir: Option<&std::path::Path>, args: &[&str]) -> Run {
-        let mut c = Command::new("docker");
-        c.args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.berth.dir.path().join("docker-cli"))
-            .env("DOCKER_BUILDKIT", "0")
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_DEFAULT_PLATFORM")
-            .stdin(Stdio::null());
+        let mut c = self.served.client("docker", args);
+        c.stdin(Stdio::null());
         if let Some(d) = dir {
             c.current_dir(d);
         }
@@ -67,14 +35,7 @@ impl Api {
     }
 
     fn docker(&self, args: &[&str]) -> Run {
-        self.docker_in(None, args)
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        self.served.docker(args)
     }
 }
 
@@ -161,9 +122,9 @@ fn images_pull_list_inspect_tag_rmi_save_load() {
         .fails(1, &["conflict", "being used by a container"]);
     api.docker(&["rm", "user"]).ok();
     assert!(
-        api.log().is_empty() || !api.log().contains("panicked"),
+        api.served.log().is_empty() || !api.served.log().contains("panicked"),
         "{}",
-        api.log()
+        api.served.log()
     );
 }
 
@@ -337,7 +298,7 @@ fn push_with_the_clients_credentials() {
         crate::common::PASSWORD
     ));
     std::fs::write(
-        api.berth.dir.path().join("docker-cli/config.json"),
+        api.berth.dir.path().join("docker/config.json"),
         format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, regs.basic),
     )
     .unwrap();
@@ -381,7 +342,7 @@ fn build_client_that_disconnects_ends_the_build() {
     crate::common::tar_dir(ctx.path(), &tar);
     let mut curl = Command::new("curl")
         .args(["-sN", "--unix-socket"])
-        .arg(&api.sock)
+        .arg(&api.served.socket)
         .args([
             "-X",
             "POST",

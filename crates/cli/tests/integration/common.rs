@@ -338,6 +338,7 @@ pub struct Served {
     child: Child,
     /// The API socket.
     pub socket: PathBuf,
+    log: PathBuf,
     docker_config: PathBuf,
 }
 
@@ -345,10 +346,11 @@ impl Berth {
     /// Starts `berth serve` on this store and waits for its socket.
     pub fn serve(&self) -> Served {
         let socket = self.dir.path().join("api.sock");
+        let log = self.dir.path().join("serve.log");
         let child = self
             .cmd(&["serve", "-H", &format!("unix://{}", socket.display())])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start berth serve");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -359,6 +361,7 @@ impl Berth {
         Served {
             child,
             socket,
+            log,
             docker_config: self.dir.path().join("docker"),
         }
     }
@@ -424,6 +427,11 @@ impl Served {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// What the server printed (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The server's process ID.

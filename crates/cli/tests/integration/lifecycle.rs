@@ -70,6 +70,16 @@ fn kill_rm_force_and_failed_starts() {
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
     b.run(&["run", "-d", "busybox", "nosuch"])
         .fails(127, &["executable file not found"]);
+    // A --rm container is gone by the time `run -d` looks: its end is still reported.
+    b.run(&["run", "-d", "--rm", "busybox", "nosuch"])
+        .fails(127, &["executable file not found"]);
+    assert_eq!(
+        b.run(&["run", "-d", "--rm", "busybox", "true"])
+            .ok()
+            .trim()
+            .len(),
+        64
+    );
     b.run(&["kill", "-s", "BOGUS", "x"])
         .fails(1, &["Invalid signal: BOGUS"]);
 }

@@ -367,12 +367,21 @@ volumes:
         if logs.stdout.contains("hello-from-web") {
             break;
         }
-        assert!(Instant::now() < deadline, "client never reached web:\n{}{}", logs.stdout, logs.stderr);
+        assert!(
+            Instant::now() < deadline,
+            "client never reached web:\n{}{}",
+            logs.stdout,
+            logs.stderr
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let ps = compose(&["ps"]);
     assert!(ps.ok().contains("berthtest_web_1"), "{}", ps.stdout);
-    assert!(ps.stdout.contains(&format!("0.0.0.0:{port}->80/tcp")), "{}", ps.stdout);
+    assert!(
+        ps.stdout.contains(&format!("0.0.0.0:{port}->80/tcp")),
+        "{}",
+        ps.stdout
+    );
     let down = compose(&["down", "-v"]);
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");

@@ -2,6 +2,7 @@
 //! pull as `run`'s.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use berth_registry::{Platform, Reference};
@@ -140,6 +141,7 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         });
         (context, dockerfile)
     };
+    let interrupt = catch_interrupts()?;
     let options = berth_build::BuildOptions {
         context,
         dockerfile,
@@ -152,6 +154,7 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         no_cache: args.no_cache,
         platform: args.platform.clone(),
         secrets,
+        interrupt: interrupt.clone(),
     };
     let always_pull = args.pull;
     let pull = |image: &str| -> Result<String, berth_build::Error> {
@@ -172,17 +175,39 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         Ok(engine.images.lookup(image)?)
     };
     let mut out = std::io::stdout();
-    let id = berth_build::build(&engine, &options, &pull, &mut out).map_err(|e| {
-        failure(match e {
-            e @ berth_build::Error::RunFailed { .. } => e.to_string(),
-            e => format!("Error response from daemon: {e}"),
-        })
-    })?;
+    let id =
+        berth_build::build(&engine, &options, &pull, &mut out).map_err(|e| match e.inner() {
+            // Docker prints a failed RUN as it is, without the daemon prefix.
+            berth_build::Error::RunFailed { .. } => failure(e.to_string()),
+            berth_build::Error::Interrupted => Failure {
+                code: INTERRUPTED,
+                message: format!("berth build: {e}"),
+            },
+            _ => failure(format!("Error response from daemon: {e}")),
+        })?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id)
             .map_err(|e| failure(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// The exit status of a build stopped by Ctrl-C: a shell's for a process SIGINT ended.
+const INTERRUPTED: u8 = 130;
+
+/// Turns the first Ctrl-C, SIGTERM or SIGHUP into a request to stop the build cleanly (its RUN
+/// container killed and removed, its scratch files deleted); a second one ends berth at once,
+/// and the next build cleans up what that left.
+fn catch_interrupts() -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // In this order: the second signal finds the flag set and takes the default action.
+        signal_hook::flag::register_conditional_default(sig, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
+            .map_err(|e| failure(format!("berth build: catching signals: {e}")))?;
+    }
+    Ok(flag)
 }
 
 /// `--secret id=X,src=FILE` (also `source=` and `type=file`).
@@ -215,13 +240,11 @@ fn parse_secret(spec: &str) -> Result<(String, std::path::PathBuf), Failure> {
 
 /// Reads a `-` context from stdin into a scratch folder under the store: `context.tar` when it
 /// is a tar (plain, gzip or zstd), else `context/Dockerfile` with an empty context.
-fn read_stdin_context(engine: &berth_engine::Engine) -> Result<tempfile::TempDir, Failure> {
+/// The folder is a build scratch folder: locked while berth runs, so a build killed meanwhile
+/// has it removed by the next one.
+fn read_stdin_context(engine: &berth_engine::Engine) -> Result<berth_build::Scratch, Failure> {
     use std::io::Read;
-    let tmp = engine.root().join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
-    let dir = tempfile::Builder::new()
-        .prefix("build-stdin-")
-        .tempdir_in(&tmp)
+    let dir = berth_build::Scratch::new(engine.root())
         .map_err(|e| failure(format!("reading the context from stdin: {e}")))?;
     let mut bytes = Vec::new();
     std::io::stdin()

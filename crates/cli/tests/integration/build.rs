@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::common::{http_get, Berth};
 
+mod bad_input;
+
 fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

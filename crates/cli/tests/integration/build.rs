@@ -30,33 +30,96 @@ fn the_tutorial_builds_and_answers() {
         text.contains("Successfully tagged fintechexplained-python-docker:latest"),
         "{text}"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    b.run(&[
-        "run",
-        "-d",
-        "--name",
-        "tutorial",
-        "--publish",
-        &format!("{port}:5000"),
-        "fintechexplained-python-docker",
-    ])
-    .ok();
-    let mut answer = None;
-    for _ in 0..100 {
-        answer = http_get(&format!("http://127.0.0.1:{port}/"));
-        if answer.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    // Two containers of the image at once, on the tutorial's port and the next one.
+    let (first, second) = tutorial_ports();
+    let mut ids = Vec::new();
+    for (name, port) in [("tutorial", first), ("tutorial-2", second)] {
+        let id = b
+            .run(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--publish",
+                &format!("{port}:5000"),
+                "fintechexplained-python-docker",
+            ])
+            .ok()
+            .trim()
+            .to_string();
+        ids.push((id, port));
     }
-    assert_eq!(answer.as_deref(), Some("[1,2,3]"));
-    b.run(&["rm", "-f", "tutorial"]).ok();
-    // No intermediate container is left.
+    for (_, port) in &ids {
+        let mut answer = None;
+        for _ in 0..100 {
+            answer = http_get(&format!("http://127.0.0.1:{port}/"));
+            if answer.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(answer.as_deref(), Some("[1,2,3]"), "port {port}");
+    }
+    let ps = b.run(&["ps"]).ok().to_string();
+    for (name, port) in [("tutorial", first), ("tutorial-2", second)] {
+        let line = ps
+            .lines()
+            .find(|l| l.trim_end().ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} is not in ps:\n{ps}"));
+        assert!(
+            line.contains(&format!("0.0.0.0:{port}->5000/tcp")),
+            "{line}"
+        );
+    }
+    b.run(&["stop", "tutorial", "tutorial-2"]).ok();
+    b.run(&["rm", "tutorial", "tutorial-2"]).ok();
+    // Nothing is left: no container (nor an intermediate one), veth, namespace or port rule.
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    let ports = std::process::Command::new("nft")
+        .args(["list", "map", "ip", "berth", "ports"])
+        .output()
+        .unwrap();
+    let ports = String::from_utf8_lossy(&ports.stdout);
+    for (id, port) in &ids {
+        let short = &id[..12];
+        assert!(
+            !std::path::Path::new(&format!("/sys/class/net/vb{}", &short[..11])).exists(),
+            "the veth of {short} is left"
+        );
+        assert!(
+            !std::path::Path::new(&format!("/run/netns/berth-{short}")).exists(),
+            "the netns of {short} is left"
+        );
+        assert!(!ports.contains(&format!(" {port} : ")), "{ports}");
+        assert_eq!(http_get(&format!("http://127.0.0.1:{port}/")), None);
+    }
+}
+
+/// The tutorial's ports, 5000 and 5001, unless something on this host holds one of them
+/// (another store's container, a local service): then two free ones, said on stderr.
+fn tutorial_ports() -> (u16, u16) {
+    let mapped = std::process::Command::new("nft")
+        .args(["list", "map", "ip", "berth", "ports"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let free = |port: u16| {
+        !mapped.contains(&format!(" {port} : "))
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+    };
+    if free(5000) && free(5001) {
+        return (5000, 5001);
+    }
+    let any = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let ports = (any(), any());
+    eprintln!("ports 5000/5001 are taken on this host; the tutorial test uses {ports:?}");
+    ports
 }
 
 /// Copies a folder (the example) so a test may change it.

@@ -57,7 +57,7 @@ use serde_json::{json, Map, Value};
 pub use add::is_tar;
 pub use context::Context;
 pub use error::Error;
-pub use scratch::{clean_stale, Scratch};
+pub use scratch::{clean_stale, reap_when_done, Scratch};
 
 /// What `berth build` was asked for.
 #[derive(Debug, Clone, Default)]

@@ -315,6 +315,8 @@ impl Builder<'_> {
             labels: [(crate::scratch::OWNER_LABEL.to_string(), self.scratch.name())].into(),
             ..Default::default()
         };
+        // Should this build be killed, its reaper removes the container.
+        self.scratch.watch(self.engine)?;
         let id = self.engine.create(&options)?;
         self.say(&format!(" ---> Running in {}", &id[..12]));
         // Its output streams live, except with -q (then it only reaches the step's log).

@@ -8,6 +8,12 @@
 //! `system prune`) finds the folder unlocked, kills and removes the containers that name it,
 //! unmounts the views under it and deletes it. The lock, not a PID, tells a live build from a
 //! dead one, so a reused PID cannot fool it.
+//!
+//! So that a killed build leaves nothing even when no other build comes, a build that starts
+//! a RUN container or mounts a view first starts a reaper ([`Scratch::watch`]): a fresh
+//! `berth build-reaper` process, detached, that blocks on the same lock and, when it gets
+//! it while the folder is still there (its build died), does the cleanup at once. A build
+//! that ends normally removes the folder first, and its reaper just exits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +34,8 @@ pub struct Scratch {
     dir: PathBuf,
     _lock: std::fs::File,
     next: usize,
+    /// The reaper, once started; left to run (it exits when this build does).
+    reaper: Option<std::process::Child>,
 }
 
 impl Scratch {
@@ -63,6 +71,7 @@ impl Scratch {
             dir,
             _lock: lock,
             next: 0,
+            reaper: None,
         })
     }
 
@@ -85,6 +94,34 @@ impl Scratch {
         self.dir.join(format!("{}-{what}", self.next))
     }
 
+    /// Starts the reaper of this build unless it runs already: `berth build-reaper` (this
+    /// very binary, as the engine starts its monitors) in a process group of its own, so
+    /// neither Ctrl-C nor `kill -9` of the build reaches it.
+    pub fn watch(&mut self, engine: &Engine) -> Result<(), Error> {
+        use std::os::unix::process::CommandExt;
+        if self.reaper.is_some() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
+        let runtime = engine.runtime_root();
+        let runroot = runtime.parent().unwrap_or(&runtime);
+        let child = std::process::Command::new(exe)
+            .arg("--root")
+            .arg(engine.root())
+            .arg("--runroot")
+            .arg(runroot)
+            .arg("build-reaper")
+            .arg(self.name())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(Error::io("starting the build's reaper"))?;
+        self.reaper = Some(child);
+        Ok(())
+    }
+
     /// A fresh, empty sub-folder.
     pub fn dir(&mut self, what: &str) -> Result<PathBuf, Error> {
         let path = self.file(what);
@@ -99,6 +136,28 @@ impl Drop for Scratch {
         unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The reaper's work (`berth build-reaper NAME`): waits until the build that holds the
+/// scratch folder `name` ends; if it died without removing the folder, cleans up after it.
+pub fn reap_when_done(engine: &Engine, name: &str) -> Result<(), Error> {
+    if !name.starts_with(PREFIX) || name.contains('/') {
+        return Err(Error::Invalid(format!(
+            "{name:?} is not a build's scratch folder"
+        )));
+    }
+    let path = engine.root().join("tmp").join(name);
+    let Ok(dir) = std::fs::File::open(&path) else {
+        // The build is over already.
+        return Ok(());
+    };
+    rustix::fs::flock(&dir, FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("waiting for the build to end")(e.into()))?;
+    drop(dir);
+    if path.exists() {
+        clean_stale(engine)?;
+    }
+    Ok(())
 }
 
 /// Whether the scratch folder `name` belongs to a build that still runs.

@@ -262,6 +262,8 @@ impl Builder<'_> {
                 Some(c) => self.engine.images.snapshots.lowerdirs(c)?,
                 None => Vec::new(),
             };
+            // Should this build be killed, its reaper unmounts the view.
+            self.scratch.watch(self.engine)?;
             let dir = self.scratch_dir("view")?;
             let v = crate::view::View::mount(&dir, &lower)?;
             self.views.insert(key.clone(), v);

@@ -129,6 +129,9 @@ enum Command {
     /// Runs one container to its end (started by `run`; not for direct use).
     #[command(hide = true)]
     ContainerMonitor(container::MonitorArgs),
+    /// Cleans up after a build if it is killed (started by `build`; not for direct use).
+    #[command(hide = true)]
+    BuildReaper(build::ReaperArgs),
 }
 
 #[derive(Subcommand)]
@@ -329,6 +332,7 @@ fn main() -> ExitCode {
         Command::Network(c) => network::run(&app, c),
         Command::System(SystemCommand::Prune(a)) => lifecycle::system_prune(&app, a),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
+        Command::BuildReaper(a) => build::reaper(&app, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,21 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+#[derive(Args)]
+pub struct ReaperArgs {
+    /// The build's scratch folder under `<root>/tmp`.
+    pub scratch: String,
+}
+
+/// `build-reaper`: waits for a build to end and cleans up if it was killed (see
+/// `berth_build::reap_when_done`).
+pub fn reaper(app: &App, args: ReaperArgs) -> Result<(), Failure> {
+    let engine = berth_engine::Engine::open(app.global.root.clone(), app.global.runroot.clone())
+        .map_err(|e| failure(format!("Error response from daemon: {e}")))?;
+    berth_build::reap_when_done(&engine, &args.scratch)
+        .map_err(|e| failure(format!("berth build-reaper: {e}")))
+}
+
 /// The exit status of a build stopped by Ctrl-C: a shell's for a process SIGINT ended.
 const INTERRUPTED: u8 = 130;
 

@@ -278,20 +278,74 @@ fn ctrl_c_stops_a_build_and_leaves_nothing() {
     next_build_works(&b, ctx.path());
 }
 
+/// Whether nothing is left: no container, no mount under the store, no scratch folder.
+fn nothing_left(b: &Berth) -> bool {
+    let scratch = std::fs::read_dir(b.root().join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("build-"))
+        })
+        .unwrap_or(false);
+    b.run(&["ps", "-aq"]).ok().is_empty() && mounts_under(&b.root()).is_empty() && !scratch
+}
+
 #[test]
-fn kill_9_during_a_run_is_cleaned_up_by_the_next_build_or_prune() {
+fn kill_9_during_a_run_leaves_nothing_and_the_next_build_works() {
     let b = with_busybox();
     let ctx = context(SLOW);
-    // The next build cleans up.
     let mut child = start_slow_build(&b, ctx.path());
     kill(&child, "-KILL");
     child.wait().unwrap();
+    // The build's reaper kills and removes its RUN container and unmounts its view.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !nothing_left(&b) {
+        assert!(
+            Instant::now() < deadline,
+            "the killed build's leftovers stay"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_nothing_left(&b);
     next_build_works(&b, ctx.path());
-    // So does `system prune`.
-    std::fs::write(ctx.path().join("Dockerfile"), SLOW).unwrap();
-    let mut child = start_slow_build(&b, ctx.path());
-    kill(&child, "-KILL");
-    child.wait().unwrap();
+    // `system prune` cleans up too (here, nothing is left to clean).
     b.run(&["system", "prune", "-f"]).ok();
+    assert_nothing_left(&b);
+}
+
+/// What a build that died with its reaper (a crash, a power cut) left: a running container
+/// labelled with its scratch folder, a mount in that folder. `system prune` removes it all,
+/// and so would the next build.
+#[test]
+fn system_prune_cleans_up_after_a_build_that_died_with_its_reaper() {
+    let b = with_busybox();
+    let scratch = b.root().join("tmp/build-dead");
+    std::fs::create_dir_all(scratch.join("view")).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(scratch.join("view"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    b.run(&[
+        "run",
+        "-d",
+        "--label",
+        "berth.build.scratch=build-dead",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    // A container of a user's own is not the dead build's: it stays.
+    let mine = b
+        .run(&["run", "-d", "busybox", "sleep", "60"])
+        .ok()
+        .trim()
+        .to_string();
+    let pruned = b.run(&["system", "prune", "-f"]).ok().to_string();
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(b.run(&["ps", "-aq", "--no-trunc"]).ok().trim(), mine);
+    b.run(&["rm", "-f", &mine]).ok();
     assert_nothing_left(&b);
 }

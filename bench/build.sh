@@ -7,14 +7,15 @@
 # The base images come from a loopback fixture registry (Docker's as its docker.io mirror and
 # insecure registry, berth's through daemon.json); dockerd is started here on a socket, data
 # and exec root of its own, and stopped after.
-# Usage: bench/build.sh [--runs N] [--with-docker]
+# Usage: bench/build.sh [--runs N] [--with-docker] [--no-build (use target/release/berth as is)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=5; WITH_DOCKER=0
+RUNS=5; WITH_DOCKER=0; BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2;;
     --with-docker) WITH_DOCKER=1; shift;;
+    --no-build) BUILD=0; shift;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -23,7 +24,7 @@ if [ $WITH_DOCKER = 1 ] && ! command -v dockerd >/dev/null; then
   apt-get update >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io >&2
 fi
 command -v bc >/dev/null || { apt-get install -y bc >&2; }
-cargo build --release --locked >&2
+[ $BUILD = 1 ] && cargo build --release --locked >&2
 BERTH=$PWD/target/release/berth
 work=$(mktemp -d /var/tmp/berth-buildbench.XXXXXX)
 pids=()
@@ -63,7 +64,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { # timeit CMD... ; RUNS runs, prints the median in seconds
   local t=()
   for _ in $(seq 1 "$RUNS"); do
-    local s e; s=$(now); "$@" >/dev/null 2>"$work/last.err" || { echo "FAILED: $*" >&2; cat "$work/last.err" >&2; exit 1; }; e=$(now)
+    # Output to a file: a RUN whose stdout is /dev/null fails under berth today (EBADF).
+    local s e; s=$(now); "$@" >"$work/last.out" 2>"$work/last.err" || { echo "FAILED: $*" >&2; cat "$work/last.err" >&2; exit 1; }; e=$(now)
     t+=("$(echo "$e - $s" | bc -l)")
   done
   printf '%s\n' "${t[@]}" | median

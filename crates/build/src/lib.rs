@@ -23,8 +23,9 @@
 //! **Design.** Every step is committed as an image and remembered in the build cache under a
 //! key of its parent, its text, the ARGs in scope and (COPY/ADD) the bytes of its sources, so
 //! a rebuild with nothing changed runs no RUN, writes no layer and ends at the same image ID.
-//! Only the target stage is built, and the stages it needs are built on demand (`stages`),
-//! so a stage nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
+//! Only the target stage is built, and the stages it needs are built first, those that do
+//! not need each other at the same time (`parallel`), or on demand (`stages`), so a stage
+//! nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
 //! message naming it rather than building something different from Docker.
 //!
 //! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
@@ -38,6 +39,7 @@ mod copy;
 mod error;
 mod heredoc;
 mod mounts;
+mod parallel;
 mod platform;
 mod run;
 mod scratch;
@@ -176,11 +178,15 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// What makes a base image present in the store (pulling it if needed) and returns its ID;
+/// shared by the threads that build stages at the same time.
+pub type Pull<'p> = dyn Fn(&str) -> Result<String, Error> + Sync + 'p;
+
 /// The builder's state shared by all stages.
 struct Builder<'a> {
     engine: &'a Engine,
     options: &'a BuildOptions,
-    pull: &'a dyn Fn(&str) -> Result<String, Error>,
+    pull: &'a Pull<'a>,
     out: &'a mut dyn Write,
     context: Context,
     escape: char,
@@ -204,6 +210,8 @@ struct Builder<'a> {
     /// Files fetched for `ADD <url>`, by URL (fetched once per build).
     fetched: BTreeMap<String, add::Fetched>,
     cache: cache::Cache,
+    /// Set when a stage built at the same time as this one failed: stop too.
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Builds the image of `options` and returns its ID; prints Docker's step lines on `out`.
@@ -211,7 +219,7 @@ struct Builder<'a> {
 pub fn build(
     engine: &Engine,
     options: &BuildOptions,
-    pull: &dyn Fn(&str) -> Result<String, Error>,
+    pull: &Pull<'_>,
     out: &mut dyn Write,
 ) -> Result<String, Error> {
     platform::check(options.platform.as_deref())?;
@@ -277,6 +285,7 @@ pub fn build(
         views: BTreeMap::new(),
         fetched: BTreeMap::new(),
         cache: cache::Cache::new(engine.root()),
+        abort: Default::default(),
     };
     let result = b.run(&global);
     // Views are unmounted before their scratch folder goes (when `b` is dropped).
@@ -312,6 +321,7 @@ impl Builder<'_> {
             done.map_err(|e| self.at(ins, e))?;
         }
         let target = self.target_index()?;
+        self.build_needed(target)?;
         self.ensure_stage(target)?;
         let built = self.built[target].clone().expect("the target was built");
         self.stages
@@ -817,6 +827,7 @@ impl Builder<'_> {
         self.options
             .interrupt
             .load(std::sync::atomic::Ordering::SeqCst)
+            || self.abort.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `e` with the file and line of instruction `ins` (once: an error from a stage built

@@ -737,3 +737,47 @@ fn onbuild_triggers_fire_in_the_child() {
     // Triggers are not inherited by grandchildren.
     assert!(b.inspect("onchild")["Config"]["OnBuild"].is_null());
 }
+
+/// Stages the target needs that do not need each other are built at the same time; when one
+/// fails, the other's RUN is stopped and nothing is left.
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox AS a\nRUN sleep 3; echo a > /a\nFROM busybox AS b\nRUN sleep 3; echo b > /b\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN cat /a /b > /ab\n",
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let out = b.run(&["build", "-t", "together", ctx.path().to_str().unwrap()]);
+    let text = out.ok().to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}:\n{text}");
+    assert!(
+        text.contains("[a] Step 2/8 : RUN sleep 3; echo a > /a"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[b] Step 4/8 : RUN sleep 3; echo b > /b"),
+        "{text}"
+    );
+    assert_eq!(sh(&b, "together", "cat /ab"), "a\nb\n");
+    // One fails: the build says why at once, the other's RUN is killed, nothing is left.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox AS a\nRUN exit 4\nFROM busybox AS b\nRUN sleep 60\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    b.run(&["build", "-t", "broken", ctx.path().to_str().unwrap()])
+        .fails(
+            1,
+            &["Dockerfile:2: The command '/bin/sh -c exit 4' returned a non-zero code: 4"],
+        );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    let scratch = std::fs::read_dir(b.root().join("tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(scratch, 0, "scratch folders are left");
+}

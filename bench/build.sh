@@ -64,7 +64,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { # timeit CMD... ; RUNS runs, prints the median in seconds
   local t=()
   for _ in $(seq 1 "$RUNS"); do
-    # Output to a file: a RUN whose stdout is /dev/null fails under berth today (EBADF).
+    # Output to a file, as the two engines' logs are wanted when a run fails.
     local s e; s=$(now); "$@" >"$work/last.out" 2>"$work/last.err" || { echo "FAILED: $*" >&2; cat "$work/last.err" >&2; exit 1; }; e=$(now)
     t+=("$(echo "$e - $s" | bc -l)")
   done

@@ -781,3 +781,22 @@ fn independent_stages_build_at_the_same_time() {
         .unwrap_or(0);
     assert_eq!(scratch, 0, "scratch folders are left");
 }
+
+/// `berth build . >/dev/null 2>&1` works: a RUN that writes must not fail for it.
+#[test]
+fn a_build_whose_output_is_thrown_away_still_runs() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox\nRUN echo out; echo err >&2; echo done > /done\n",
+        &[],
+    );
+    let status = b
+        .cmd(&["build", "-t", "quietly", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sh(&b, "quietly", "cat /done"), "done\n");
+}

@@ -44,7 +44,8 @@ pub struct BuildArgs {
     /// Write the image ID to the file.
     #[arg(long)]
     pub iidfile: Option<std::path::PathBuf>,
-    /// Set type of progress output (auto, plain, tty): berth prints Docker's step lines.
+    /// Set type of progress output (auto, plain, tty, quiet): berth prints Docker's step
+    /// lines for the first three (stages built at the same time marked `[stage]`); quiet is -q.
     #[arg(long)]
     pub progress: Option<String>,
     /// Set platform if server is multi-platform capable.
@@ -68,6 +69,15 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
             args.context
         )));
     }
+    let quiet = match args.progress.as_deref() {
+        None | Some("auto" | "plain" | "tty") => args.quiet,
+        Some("quiet") => true,
+        Some(other) => {
+            return Err(Failure::usage(format!(
+                "invalid argument \"{other}\" for \"--progress\" flag: use auto, plain, tty or quiet\nSee 'berth build --help'."
+            )))
+        }
+    };
     let mut tags = Vec::new();
     for t in &args.tag {
         tags.push(Reference::parse_with_default_tag(t).map_err(|e| {
@@ -150,7 +160,7 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         labels,
         network: args.network.clone(),
         target: args.target.clone(),
-        quiet: args.quiet,
+        quiet,
         no_cache: args.no_cache,
         platform: args.platform.clone(),
         secrets,

@@ -349,3 +349,17 @@ fn system_prune_cleans_up_after_a_build_that_died_with_its_reaper() {
     b.run(&["rm", "-f", &mine]).ok();
     assert_nothing_left(&b);
 }
+
+#[test]
+fn a_bad_progress_mode_is_a_usage_error() {
+    let b = Berth::new();
+    let ctx = context("FROM scratch\nLABEL a=b\n");
+    b.run(&["build", "--progress", "fancy", ctx.path().to_str().unwrap()])
+        .fails(125, &["invalid argument \"fancy\" for \"--progress\" flag"]);
+    let id = b
+        .run(&["build", "--progress", "quiet", ctx.path().to_str().unwrap()])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+}

@@ -218,6 +218,11 @@ impl Context {
     /// The sources a COPY names: each pattern (wildcards allowed) matched against the
     /// context, `.dockerignore`d files left out; relative paths, in order.
     pub fn sources(&self, pattern: &str) -> Result<Vec<Source>, Error> {
+        if climbs_out(pattern) {
+            // Docker's legacy builder refuses it; BuildKit would quietly read `x` of the
+            // context for `../x`, which surprises more than it helps.
+            return Err(Error::OutsideContext(pattern.to_string()));
+        }
         let cleaned = clean(pattern);
         let wild = cleaned.contains(['*', '?', '[']);
         if !wild {
@@ -376,25 +381,37 @@ impl Context {
     }
 }
 
-/// Unpacks a tar context (plain, gzip or zstd) into a scratch folder under the store, with
-/// the image crate's layer extraction, which refuses any entry that would land outside it.
-pub fn unpack_tar(store_root: &Path, file: &Path) -> Result<tempfile::TempDir, Error> {
-    let tmp = store_root.join("tmp");
-    std::fs::create_dir_all(&tmp).map_err(Error::io(format!("creating {}", tmp.display())))?;
-    let dir = tempfile::Builder::new()
-        .prefix("build-context-")
-        .tempdir_in(&tmp)
-        .map_err(Error::io("making a folder for the context"))?;
+/// Whether a relative path written in a Dockerfile leads above its root (`../x`, `a/../../x`).
+fn climbs_out(path: &str) -> bool {
+    let mut depth = 0i32;
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// Unpacks a tar context (plain, gzip or zstd) into `dir` (a scratch folder), with the image
+/// crate's layer extraction, which refuses any entry that would land outside it.
+pub fn unpack_tar(dir: &Path, file: &Path) -> Result<(), Error> {
     let f = std::fs::File::open(file).map_err(Error::io(format!("reading {}", file.display())))?;
     let tar = berth_image::compress::decompress(f)
         .map_err(Error::io(format!("reading {}", file.display())))?;
-    berth_image::apply::apply_layer(dir.path(), tar).map_err(|e| {
+    berth_image::apply::apply_layer(dir, tar).map_err(|e| {
         Error::Invalid(format!(
             "unpacking the build context {}: {e}",
             file.display()
         ))
     })?;
-    Ok(dir)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -423,6 +440,16 @@ mod tests {
         check("[a-c]x", "bx", true);
         check("[a-c]x", "dx", false);
         check("# comment\n", "# comment", false);
+    }
+
+    #[test]
+    fn paths_that_climb_out() {
+        assert!(climbs_out("../x"));
+        assert!(climbs_out("a/../../x"));
+        assert!(climbs_out(".."));
+        assert!(!climbs_out("a/../x"));
+        assert!(!climbs_out("/x"));
+        assert!(!climbs_out("./x/.."));
     }
 
     #[test]

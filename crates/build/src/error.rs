@@ -25,6 +25,24 @@ pub enum Error {
     /// A COPY/ADD source is missing from the context.
     #[error("COPY failed: file not found in build context or excluded by .dockerignore: stat {0}: file does not exist")]
     NotInContext(String),
+    /// A COPY/ADD source climbs out of the context (`../x`).
+    #[error("COPY failed: forbidden path outside the build context: {0}")]
+    OutsideContext(String),
+    /// The build was interrupted (Ctrl-C, SIGTERM); what it had started was undone.
+    #[error("the build was interrupted; its RUN container and scratch files were removed")]
+    Interrupted,
+    /// A step failed: the file and line of its instruction, then why.
+    #[error("{file}:{line}: {source}\n {line} | {text}")]
+    At {
+        /// The Dockerfile's name as the user gave it.
+        file: String,
+        /// The instruction's first line (1-based).
+        line: usize,
+        /// That line as written.
+        text: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
     /// An instruction or form berth does not build yet.
     #[error("{0}")]
     Unsupported(String),
@@ -48,6 +66,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error under any [`Error::At`] location.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::At { source, .. } => source.inner(),
+            e => e,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }

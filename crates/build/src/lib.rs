@@ -23,8 +23,9 @@
 //! **Design.** Every step is committed as an image and remembered in the build cache under a
 //! key of its parent, its text, the ARGs in scope and (COPY/ADD) the bytes of its sources, so
 //! a rebuild with nothing changed runs no RUN, writes no layer and ends at the same image ID.
-//! Only the target stage is built, and the stages it needs are built on demand (`stages`),
-//! so a stage nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
+//! Only the target stage is built, and the stages it needs are built first, those that do
+//! not need each other at the same time (`parallel`), or on demand (`stages`), so a stage
+//! nothing uses never runs, as with BuildKit. A step berth cannot do fails with a
 //! message naming it rather than building something different from Docker.
 //!
 //! **Architecture invariant:** knows nothing of Dockerfile text (`berth-dockerfile` parses)
@@ -38,8 +39,10 @@ mod copy;
 mod error;
 mod heredoc;
 mod mounts;
+mod parallel;
 mod platform;
 mod run;
+mod scratch;
 mod stages;
 mod view;
 
@@ -56,6 +59,7 @@ use serde_json::{json, Map, Value};
 pub use add::is_tar;
 pub use context::Context;
 pub use error::Error;
+pub use scratch::{clean_stale, reap_when_done, Scratch};
 
 /// What `berth build` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +86,9 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `--secret id=X,src=FILE`: secrets `RUN --mount=type=secret` may mount, by ID.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Set (by the caller's signal handler) to stop the build: a RUN in progress is killed,
+    /// and the build ends with [`Error::Interrupted`] at the next step, leaving nothing behind.
+    pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Docker's predefined ARGs, usable without a declaration in RUN.
@@ -171,11 +178,15 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// What makes a base image present in the store (pulling it if needed) and returns its ID;
+/// shared by the threads that build stages at the same time.
+pub type Pull<'p> = dyn Fn(&str) -> Result<String, Error> + Sync + 'p;
+
 /// The builder's state shared by all stages.
 struct Builder<'a> {
     engine: &'a Engine,
     options: &'a BuildOptions,
-    pull: &'a dyn Fn(&str) -> Result<String, Error>,
+    pull: &'a Pull<'a>,
     out: &'a mut dyn Write,
     context: Context,
     escape: char,
@@ -189,13 +200,18 @@ struct Builder<'a> {
     stages: Vec<Stage>,
     /// Total instruction count, for Docker's `Step N/M` lines.
     total: usize,
-    scratch_files: Vec<PathBuf>,
-    scratch_dirs: Vec<PathBuf>,
+    /// The Dockerfile's name as the user gave it, and its text (for errors' file:line).
+    file_name: String,
+    text: String,
+    /// Where this build keeps its files; locked while it runs (see [`scratch`]).
+    scratch: Scratch,
     /// Read-only views of other stages' and images' filesystems, by top chain ID.
     views: BTreeMap<String, view::View>,
     /// Files fetched for `ADD <url>`, by URL (fetched once per build).
     fetched: BTreeMap<String, add::Fetched>,
     cache: cache::Cache,
+    /// Set when a stage built at the same time as this one failed: stop too.
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Builds the image of `options` and returns its ID; prints Docker's step lines on `out`.
@@ -203,20 +219,21 @@ struct Builder<'a> {
 pub fn build(
     engine: &Engine,
     options: &BuildOptions,
-    pull: &dyn Fn(&str) -> Result<String, Error>,
+    pull: &Pull<'_>,
     out: &mut dyn Write,
 ) -> Result<String, Error> {
     platform::check(options.platform.as_deref())?;
+    // What builds killed before left behind goes first (their containers, views, files).
+    scratch::clean_stale(engine)?;
+    let mut scratch = Scratch::new(engine.root())?;
     // A tar context (a file, or stdin saved by the caller) is unpacked into a scratch folder.
-    let unpacked = if options.context.is_file() {
-        Some(context::unpack_tar(engine.root(), &options.context)?)
+    let context_dir = if options.context.is_file() {
+        let dir = scratch.dir("context")?;
+        context::unpack_tar(&dir, &options.context)?;
+        dir
     } else {
-        None
+        options.context.clone()
     };
-    let context_dir = unpacked
-        .as_ref()
-        .map(|d| d.path().to_path_buf())
-        .unwrap_or_else(|| options.context.clone());
     let dockerfile = match &options.dockerfile {
         Some(f) if f.is_absolute() => f.clone(),
         Some(f) => context_dir.join(f),
@@ -227,17 +244,29 @@ pub fn build(
         path: dockerfile.display().to_string(),
         source,
     })?;
+    // Errors name the Dockerfile as the user did (`-f`), or by its name in the context.
+    let file_name = match &options.dockerfile {
+        Some(f) if !f.is_absolute() => f.display().to_string(),
+        _ => dockerfile
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "Dockerfile".into()),
+    };
     let parsed = berth_dockerfile::parse(&text);
     let errors: Vec<String> = parsed
         .diagnostics
         .iter()
         .filter(|d| d.severity == berth_dockerfile::Severity::Error)
-        .map(|d| d.render(&text))
+        .map(|d| d.render_as(&file_name, &text))
         .collect();
     if !errors.is_empty() {
         return Err(Error::Parse(errors.join("\n")));
     }
-    let (global, defs) = stages::split(&parsed.instructions)?;
+    let (global, defs) =
+        stages::split(&parsed.instructions).map_err(|e| match parsed.instructions.first() {
+            Some(first) => locate(&file_name, &text, first, e),
+            None => e,
+        })?;
     let mut b = Builder {
         engine,
         options,
@@ -250,20 +279,17 @@ pub fn build(
         defs,
         stages: Vec::new(),
         total: parsed.instructions.len(),
-        scratch_files: Vec::new(),
-        scratch_dirs: Vec::new(),
+        file_name,
+        text: text.clone(),
+        scratch,
         views: BTreeMap::new(),
         fetched: BTreeMap::new(),
         cache: cache::Cache::new(engine.root()),
+        abort: Default::default(),
     };
     let result = b.run(&global);
+    // Views are unmounted before their scratch folder goes (when `b` is dropped).
     b.views.clear();
-    for f in &b.scratch_files {
-        let _ = std::fs::remove_file(f);
-    }
-    for d in &b.scratch_dirs {
-        let _ = std::fs::remove_dir_all(d);
-    }
     result
 }
 
@@ -285,19 +311,17 @@ impl Builder<'_> {
                 self.total,
                 ins.original.trim()
             ));
-            match &ins.command {
-                Command::Arg(_) => {
-                    self.step(ins)?;
-                }
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "{} before the first FROM: only ARG may come before FROM",
-                        ins.name.to_uppercase()
-                    )))
-                }
-            }
+            let done = match &ins.command {
+                Command::Arg(_) => self.step(ins),
+                _ => Err(Error::Invalid(format!(
+                    "{} before the first FROM: only ARG may come before FROM",
+                    ins.name.to_uppercase()
+                ))),
+            };
+            done.map_err(|e| self.at(ins, e))?;
         }
         let target = self.target_index()?;
+        self.build_needed(target)?;
         self.ensure_stage(target)?;
         let built = self.built[target].clone().expect("the target was built");
         self.stages
@@ -334,8 +358,20 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    /// One instruction of the current stage, from the cache when its key is known.
+    /// One instruction of the current stage, from the cache when its key is known; a
+    /// failure names the instruction's file and line.
     fn exec(&mut self, step: Option<usize>, ins: &Instruction) -> Result<(), Error> {
+        if self.interrupted() {
+            return Err(Error::Interrupted);
+        }
+        self.exec_here(step, ins).map_err(|e| match step {
+            Some(_) => self.at(ins, e),
+            // An ONBUILD trigger: its text comes from the base image, not this file.
+            None => e,
+        })
+    }
+
+    fn exec_here(&mut self, step: Option<usize>, ins: &Instruction) -> Result<(), Error> {
         match step {
             Some(n) => self.say(&format!(
                 "Step {}/{} : {}",
@@ -710,15 +746,7 @@ impl Builder<'_> {
 
     /// A scratch file in the store's filesystem (removed when the build ends).
     fn scratch(&mut self, what: &str) -> Result<PathBuf, Error> {
-        let dir = self.engine.root().join("tmp");
-        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        let path = dir.join(format!(
-            "build-{}-{}-{what}",
-            std::process::id(),
-            self.scratch_files.len()
-        ));
-        self.scratch_files.push(path.clone());
-        Ok(path)
+        Ok(self.scratch.file(what))
     }
 
     /// `--chown`: numbers, or names from the image's `/etc/passwd` and `/etc/group`.
@@ -791,12 +819,41 @@ impl Builder<'_> {
 
     /// A scratch directory in the store's filesystem (removed when the build ends).
     fn scratch_dir(&mut self, what: &str) -> Result<PathBuf, Error> {
-        let path = self.scratch(what)?;
-        self.scratch_files.pop();
-        std::fs::create_dir_all(&path)
-            .map_err(Error::io(format!("creating {}", path.display())))?;
-        self.scratch_dirs.push(path.clone());
-        Ok(path)
+        self.scratch.dir(what)
+    }
+
+    /// Whether the caller asked the build to stop.
+    fn interrupted(&self) -> bool {
+        self.options
+            .interrupt
+            .load(std::sync::atomic::Ordering::SeqCst)
+            || self.abort.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `e` with the file and line of instruction `ins` (once: an error from a stage built
+    /// on demand already names its own line).
+    fn at(&self, ins: &Instruction, e: Error) -> Error {
+        locate(&self.file_name, &self.text, ins, e)
+    }
+}
+
+/// `e` located at `ins` of the Dockerfile `file` (whose text is `text`), unless it already
+/// names a place or is no instruction's fault.
+fn locate(file: &str, text: &str, ins: &Instruction, e: Error) -> Error {
+    if matches!(e, Error::At { .. } | Error::Interrupted) {
+        return e;
+    }
+    let line = ins.span.start.line;
+    Error::At {
+        file: file.to_string(),
+        line,
+        text: text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
+        source: Box::new(e),
     }
 }
 

@@ -311,22 +311,34 @@ impl Builder<'_> {
             tmpfs: std::mem::take(&mut prepared.tmpfs),
             // Its upper dir is read once into a layer, then removed: never worth a sync.
             transient: true,
+            // Names this build, so one killed with -9 has its container cleaned up later.
+            labels: [(crate::scratch::OWNER_LABEL.to_string(), self.scratch.name())].into(),
             ..Default::default()
         };
+        // Should this build be killed, its reaper removes the container.
+        self.scratch.watch(self.engine)?;
         let id = self.engine.create(&options)?;
         self.say(&format!(" ---> Running in {}", &id[..12]));
-        // Its output streams live, except with -q (then it only reaches the step's log).
-        let attach = if self.options.quiet {
+        // Its output streams live, except with -q or when ours is thrown away (then it only
+        // reaches the step's log).
+        let attach = if self.options.quiet || output_is_dev_null() {
             berth_engine::lifecycle::Attach::Detached
         } else {
             berth_engine::lifecycle::Attach::Foreground
         };
-        let status = self
-            .engine
-            .spawn_monitor(&id, attach)?
-            .wait()
-            .map_err(Error::io("waiting for the RUN container"));
+        let monitor = match self.engine.spawn_monitor(&id, attach) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.engine.remove(&id);
+                return Err(e.into());
+            }
+        };
+        let status = self.wait_run(&id, monitor);
         let code = match status {
+            Ok(_) if self.interrupted() => {
+                let _ = self.engine.remove(&id);
+                return Err(Error::Interrupted);
+            }
             Ok(s) => s.code().unwrap_or(125),
             Err(e) => {
                 let _ = self.engine.remove(&id);
@@ -356,6 +368,54 @@ impl Builder<'_> {
         self.say(&format!("Removing intermediate container {}", &id[..12]));
         self.stack_layer(&file, shown)
     }
+}
+
+impl Builder<'_> {
+    /// Waits for a RUN container's monitor; if the build is interrupted meanwhile, kills the
+    /// container (its init, once it has one) so the monitor ends and cleans up.
+    fn wait_run(
+        &self,
+        id: &str,
+        mut monitor: std::process::Child,
+    ) -> Result<std::process::ExitStatus, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(monitor.wait());
+        });
+        let status = loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(status) => break status,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other("the monitor's waiter went away"))
+                }
+            }
+            if self.interrupted() {
+                if let Ok(r) = self.engine.load(id) {
+                    if r.pid.is_some() {
+                        let _ = self.engine.signal(&r, 9);
+                    }
+                }
+            }
+        };
+        let _ = waiter.join();
+        status.map_err(Error::io("waiting for the RUN container"))
+    }
+}
+
+/// Whether this process's stdout or stderr is `/dev/null`. The runtime (libcontainer 0.7)
+/// swaps such a descriptor for the container's own `/dev/null` opened read-only, so a RUN
+/// that writes there would fail with EBADF (`berth build . >/dev/null`); its output then
+/// goes to the step's log instead, which is as thrown away.
+fn output_is_dev_null() -> bool {
+    let null = |fd: std::os::fd::BorrowedFd<'_>| {
+        rustix::fs::fstat(fd).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+                && rustix::fs::major(st.st_rdev) == 1
+                && rustix::fs::minor(st.st_rdev) == 3
+        })
+    };
+    null(rustix::stdio::stdout()) || null(rustix::stdio::stderr())
 }
 
 /// Removes the empty mount points the runtime made in `upper` for mounts the image had no

@@ -104,15 +104,12 @@ impl Builder<'_> {
             self.total,
             from_ins.original.trim()
         ));
-        let Command::From(f) = &from_ins.command else {
-            unreachable!("a stage starts with FROM")
-        };
-        if let Some(Some(p)) = from_ins.flag("platform") {
-            let p = self.expand_global(p)?;
-            crate::platform::check(Some(&p))?;
+        if self.interrupted() {
+            return Err(Error::Interrupted);
         }
-        let image = self.expand_global(&f.image)?;
-        let mut stage = self.from(&image, def.name.clone(), index)?;
+        let mut stage = self
+            .start_stage(from_ins, def.name.clone(), index)
+            .map_err(|e| self.at(from_ins, e))?;
         stage.epoch = self.source_date_epoch();
         let triggers = take_onbuild(&mut stage.config);
         if let Some(id) = &stage.image_id {
@@ -124,6 +121,24 @@ impl Builder<'_> {
         let stage = self.stages.pop().expect("pushed above");
         result?;
         self.finish_stage(stage)
+    }
+
+    /// The stage a FROM starts: its platform checked, its image expanded and made present.
+    fn start_stage(
+        &mut self,
+        from_ins: &Instruction,
+        name: Option<String>,
+        index: usize,
+    ) -> Result<Stage, Error> {
+        let Command::From(f) = &from_ins.command else {
+            unreachable!("a stage starts with FROM")
+        };
+        if let Some(Some(p)) = from_ins.flag("platform") {
+            let p = self.expand_global(p)?;
+            crate::platform::check(Some(&p))?;
+        }
+        let image = self.expand_global(&f.image)?;
+        self.from(&image, name, index)
     }
 
     fn stage_body(
@@ -247,6 +262,8 @@ impl Builder<'_> {
                 Some(c) => self.engine.images.snapshots.lowerdirs(c)?,
                 None => Vec::new(),
             };
+            // Should this build be killed, its reaper unmounts the view.
+            self.scratch.watch(self.engine)?;
             let dir = self.scratch_dir("view")?;
             let v = crate::view::View::mount(&dir, &lower)?;
             self.views.insert(key.clone(), v);

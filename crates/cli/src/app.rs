@@ -1,8 +1,8 @@
 //! What every command needs: the store and a registry client, made on first use, with the
 //! daemon.json settings applied.
 
-use std::cell::OnceCell;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use berth_image::Store;
 use berth_registry::{Registry, RegistryOptions};
@@ -15,16 +15,16 @@ const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";
 /// The command's context.
 pub struct App {
     pub global: GlobalArgs,
-    store: OnceCell<Store>,
-    registry: OnceCell<Registry>,
+    store: OnceLock<Store>,
+    registry: OnceLock<Registry>,
 }
 
 impl App {
     pub fn new(global: GlobalArgs) -> App {
         App {
             global,
-            store: OnceCell::new(),
-            registry: OnceCell::new(),
+            store: OnceLock::new(),
+            registry: OnceLock::new(),
         }
     }
 

@@ -131,6 +131,9 @@ enum Command {
     ContainerMonitor(container::MonitorArgs),
     /// Serve the Docker Engine API, for the docker CLI, docker-py and compose.
     Serve(serve::ServeArgs),
+    /// Cleans up after a build if it is killed (started by `build`; not for direct use).
+    #[command(hide = true)]
+    BuildReaper(build::ReaperArgs),
 }
 
 #[derive(Subcommand)]
@@ -332,6 +335,7 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(a)) => lifecycle::system_prune(&app, a),
         Command::ContainerMonitor(a) => container::monitor(&app, a),
         Command::Serve(a) => serve::serve(&app, a),
+        Command::BuildReaper(a) => build::reaper(&app, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

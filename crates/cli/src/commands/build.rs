@@ -2,6 +2,7 @@
 //! pull as `run`'s.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use berth_registry::{Platform, Reference};
@@ -43,7 +44,8 @@ pub struct BuildArgs {
     /// Write the image ID to the file.
     #[arg(long)]
     pub iidfile: Option<std::path::PathBuf>,
-    /// Set type of progress output (auto, plain, tty): berth prints Docker's step lines.
+    /// Set type of progress output (auto, plain, tty, quiet): berth prints Docker's step
+    /// lines for the first three (stages built at the same time marked `[stage]`); quiet is -q.
     #[arg(long)]
     pub progress: Option<String>,
     /// Set platform if server is multi-platform capable.
@@ -67,6 +69,15 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
             args.context
         )));
     }
+    let quiet = match args.progress.as_deref() {
+        None | Some("auto" | "plain" | "tty") => args.quiet,
+        Some("quiet") => true,
+        Some(other) => {
+            return Err(Failure::usage(format!(
+                "invalid argument \"{other}\" for \"--progress\" flag: use auto, plain, tty or quiet\nSee 'berth build --help'."
+            )))
+        }
+    };
     let mut tags = Vec::new();
     for t in &args.tag {
         tags.push(Reference::parse_with_default_tag(t).map_err(|e| {
@@ -140,6 +151,7 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         });
         (context, dockerfile)
     };
+    let interrupt = catch_interrupts()?;
     let options = berth_build::BuildOptions {
         context,
         dockerfile,
@@ -148,10 +160,11 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         labels,
         network: args.network.clone(),
         target: args.target.clone(),
-        quiet: args.quiet,
+        quiet,
         no_cache: args.no_cache,
         platform: args.platform.clone(),
         secrets,
+        interrupt: interrupt.clone(),
     };
     let always_pull = args.pull;
     let pull = |image: &str| -> Result<String, berth_build::Error> {
@@ -172,17 +185,54 @@ pub fn build(app: &App, args: BuildArgs) -> Result<(), Failure> {
         Ok(engine.images.lookup(image)?)
     };
     let mut out = std::io::stdout();
-    let id = berth_build::build(&engine, &options, &pull, &mut out).map_err(|e| {
-        failure(match e {
-            e @ berth_build::Error::RunFailed { .. } => e.to_string(),
-            e => format!("Error response from daemon: {e}"),
-        })
-    })?;
+    let id =
+        berth_build::build(&engine, &options, &pull, &mut out).map_err(|e| match e.inner() {
+            // Docker prints a failed RUN as it is, without the daemon prefix.
+            berth_build::Error::RunFailed { .. } => failure(e.to_string()),
+            berth_build::Error::Interrupted => Failure {
+                code: INTERRUPTED,
+                message: format!("berth build: {e}"),
+            },
+            _ => failure(format!("Error response from daemon: {e}")),
+        })?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id)
             .map_err(|e| failure(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+#[derive(Args)]
+pub struct ReaperArgs {
+    /// The build's scratch folder under `<root>/tmp`.
+    pub scratch: String,
+}
+
+/// `build-reaper`: waits for a build to end and cleans up if it was killed (see
+/// `berth_build::reap_when_done`).
+pub fn reaper(app: &App, args: ReaperArgs) -> Result<(), Failure> {
+    let engine = berth_engine::Engine::open(app.global.root.clone(), app.global.runroot.clone())
+        .map_err(|e| failure(format!("Error response from daemon: {e}")))?;
+    berth_build::reap_when_done(&engine, &args.scratch)
+        .map_err(|e| failure(format!("berth build-reaper: {e}")))
+}
+
+/// The exit status of a build stopped by Ctrl-C: a shell's for a process SIGINT ended.
+const INTERRUPTED: u8 = 130;
+
+/// Turns the first Ctrl-C, SIGTERM or SIGHUP into a request to stop the build cleanly (its RUN
+/// container killed and removed, its scratch files deleted); a second one ends berth at once,
+/// and the next build cleans up what that left.
+fn catch_interrupts() -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // In this order: the second signal finds the flag set and takes the default action.
+        signal_hook::flag::register_conditional_default(sig, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
+            .map_err(|e| failure(format!("berth build: catching signals: {e}")))?;
+    }
+    Ok(flag)
 }
 
 /// `--secret id=X,src=FILE` (also `source=` and `type=file`).
@@ -215,13 +265,11 @@ fn parse_secret(spec: &str) -> Result<(String, std::path::PathBuf), Failure> {
 
 /// Reads a `-` context from stdin into a scratch folder under the store: `context.tar` when it
 /// is a tar (plain, gzip or zstd), else `context/Dockerfile` with an empty context.
-fn read_stdin_context(engine: &berth_engine::Engine) -> Result<tempfile::TempDir, Failure> {
+/// The folder is a build scratch folder: locked while berth runs, so a build killed meanwhile
+/// has it removed by the next one.
+fn read_stdin_context(engine: &berth_engine::Engine) -> Result<berth_build::Scratch, Failure> {
     use std::io::Read;
-    let tmp = engine.root().join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
-    let dir = tempfile::Builder::new()
-        .prefix("build-stdin-")
-        .tempdir_in(&tmp)
+    let dir = berth_build::Scratch::new(engine.root())
         .map_err(|e| failure(format!("reading the context from stdin: {e}")))?;
     let mut bytes = Vec::new();
     std::io::stdin()

@@ -564,7 +564,13 @@ pub fn system_prune(app: &App, args: SystemPruneArgs) -> Result<(), Failure> {
         }
     }
     let engine = engine(app)?;
-    print_deleted("Containers", &engine.prune_containers(&[]).map_err(daemon)?);
+    // Builds killed with -9 first: their RUN containers may still run, their views be mounted.
+    let mut containers = berth_build::clean_stale(&engine).map_err(|e| Failure {
+        code: 1,
+        message: format!("Error response from daemon: {e}"),
+    })?;
+    containers.extend(engine.prune_containers(&[]).map_err(daemon)?);
+    print_deleted("Containers", &containers);
     print_deleted("Networks", &engine.prune_networks().map_err(daemon)?);
     if args.volumes {
         print_deleted("Volumes", &engine.prune_volumes(false).map_err(daemon)?);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::common::{http_get, Berth};
 
+mod bad_input;
+
 fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -28,33 +30,96 @@ fn the_tutorial_builds_and_answers() {
         text.contains("Successfully tagged fintechexplained-python-docker:latest"),
         "{text}"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    b.run(&[
-        "run",
-        "-d",
-        "--name",
-        "tutorial",
-        "--publish",
-        &format!("{port}:5000"),
-        "fintechexplained-python-docker",
-    ])
-    .ok();
-    let mut answer = None;
-    for _ in 0..100 {
-        answer = http_get(&format!("http://127.0.0.1:{port}/"));
-        if answer.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    // Two containers of the image at once, on the tutorial's port and the next one.
+    let (first, second) = tutorial_ports();
+    let mut ids = Vec::new();
+    for (name, port) in [("tutorial", first), ("tutorial-2", second)] {
+        let id = b
+            .run(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--publish",
+                &format!("{port}:5000"),
+                "fintechexplained-python-docker",
+            ])
+            .ok()
+            .trim()
+            .to_string();
+        ids.push((id, port));
     }
-    assert_eq!(answer.as_deref(), Some("[1,2,3]"));
-    b.run(&["rm", "-f", "tutorial"]).ok();
-    // No intermediate container is left.
+    for (_, port) in &ids {
+        let mut answer = None;
+        for _ in 0..100 {
+            answer = http_get(&format!("http://127.0.0.1:{port}/"));
+            if answer.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(answer.as_deref(), Some("[1,2,3]"), "port {port}");
+    }
+    let ps = b.run(&["ps"]).ok().to_string();
+    for (name, port) in [("tutorial", first), ("tutorial-2", second)] {
+        let line = ps
+            .lines()
+            .find(|l| l.trim_end().ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} is not in ps:\n{ps}"));
+        assert!(
+            line.contains(&format!("0.0.0.0:{port}->5000/tcp")),
+            "{line}"
+        );
+    }
+    b.run(&["stop", "tutorial", "tutorial-2"]).ok();
+    b.run(&["rm", "tutorial", "tutorial-2"]).ok();
+    // Nothing is left: no container (nor an intermediate one), veth, namespace or port rule.
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    let ports = std::process::Command::new("nft")
+        .args(["list", "map", "ip", "berth", "ports"])
+        .output()
+        .unwrap();
+    let ports = String::from_utf8_lossy(&ports.stdout);
+    for (id, port) in &ids {
+        let short = &id[..12];
+        assert!(
+            !std::path::Path::new(&format!("/sys/class/net/vb{}", &short[..11])).exists(),
+            "the veth of {short} is left"
+        );
+        assert!(
+            !std::path::Path::new(&format!("/run/netns/berth-{short}")).exists(),
+            "the netns of {short} is left"
+        );
+        assert!(!ports.contains(&format!(" {port} : ")), "{ports}");
+        assert_eq!(http_get(&format!("http://127.0.0.1:{port}/")), None);
+    }
+}
+
+/// The tutorial's ports, 5000 and 5001, unless something on this host holds one of them
+/// (another store's container, a local service): then two free ones, said on stderr.
+fn tutorial_ports() -> (u16, u16) {
+    let mapped = std::process::Command::new("nft")
+        .args(["list", "map", "ip", "berth", "ports"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let free = |port: u16| {
+        !mapped.contains(&format!(" {port} : "))
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+    };
+    if free(5000) && free(5001) {
+        return (5000, 5001);
+    }
+    let any = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let ports = (any(), any());
+    eprintln!("ports 5000/5001 are taken on this host; the tutorial test uses {ports:?}");
+    ports
 }
 
 /// Copies a folder (the example) so a test may change it.
@@ -671,4 +736,67 @@ fn onbuild_triggers_fire_in_the_child() {
     assert_eq!(sh(&b, "onchild", "cat /both"), "triggered\nchild-context\n");
     // Triggers are not inherited by grandchildren.
     assert!(b.inspect("onchild")["Config"]["OnBuild"].is_null());
+}
+
+/// Stages the target needs that do not need each other are built at the same time; when one
+/// fails, the other's RUN is stopped and nothing is left.
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox AS a\nRUN sleep 3; echo a > /a\nFROM busybox AS b\nRUN sleep 3; echo b > /b\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN cat /a /b > /ab\n",
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let out = b.run(&["build", "-t", "together", ctx.path().to_str().unwrap()]);
+    let text = out.ok().to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}:\n{text}");
+    assert!(
+        text.contains("[a] Step 2/8 : RUN sleep 3; echo a > /a"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[b] Step 4/8 : RUN sleep 3; echo b > /b"),
+        "{text}"
+    );
+    assert_eq!(sh(&b, "together", "cat /ab"), "a\nb\n");
+    // One fails: the build says why at once, the other's RUN is killed, nothing is left.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox AS a\nRUN exit 4\nFROM busybox AS b\nRUN sleep 60\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    b.run(&["build", "-t", "broken", ctx.path().to_str().unwrap()])
+        .fails(
+            1,
+            &["Dockerfile:2: The command '/bin/sh -c exit 4' returned a non-zero code: 4"],
+        );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    let scratch = std::fs::read_dir(b.root().join("tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(scratch, 0, "scratch folders are left");
+}
+
+/// `berth build . >/dev/null 2>&1` works: a RUN that writes must not fail for it.
+#[test]
+fn a_build_whose_output_is_thrown_away_still_runs() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let ctx = context_with(
+        "FROM busybox\nRUN echo out; echo err >&2; echo done > /done\n",
+        &[],
+    );
+    let status = b
+        .cmd(&["build", "-t", "quietly", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sh(&b, "quietly", "cat /done"), "done\n");
 }

@@ -69,6 +69,53 @@ pub struct Stdio {
     pub console: Option<PathBuf>,
 }
 
+/// Whether `fd` is the null device.
+fn is_dev_null(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::sys::stat::{fstat, major, minor, SFlag};
+    fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && major(st.st_rdev) == 1
+            && minor(st.st_rdev) == 3
+    })
+}
+
+/// libcontainer 0.7 replaces a standard stream that is the null device by the container's
+/// own `/dev/null` opened read-only (`reopen_dev_null`), so a container whose output went to
+/// the caller's `/dev/null` (`berth run … >/dev/null`) failed every write with EBADF. Such
+/// an output stream gets a pipe instead, whose other end [`drain`] empties once the
+/// container runs — what Docker does anyway, whose containers always write to a pipe.
+fn discard_pipes(stdio: &mut Stdio) -> Vec<std::io::PipeReader> {
+    use std::os::fd::AsFd;
+    let mut readers = Vec::new();
+    for (slot, inherited) in [
+        (&mut stdio.stdout, std::io::stdout().as_fd().try_clone_to_owned().ok()),
+        (&mut stdio.stderr, std::io::stderr().as_fd().try_clone_to_owned().ok()),
+    ] {
+        if stdio.console.is_some() {
+            break;
+        }
+        let null = match slot {
+            Some(fd) => is_dev_null(fd.as_fd()),
+            None => inherited.as_ref().is_some_and(|fd| is_dev_null(fd.as_fd())),
+        };
+        if !null {
+            continue;
+        }
+        if let Ok((r, w)) = std::io::pipe() {
+            *slot = Some(w.into());
+            readers.push(r);
+        }
+    }
+    readers
+}
+
+/// Empties the pipes of [`discard_pipes`] on threads (the clone is behind us).
+fn drain(readers: Vec<std::io::PipeReader>) {
+    for mut r in readers {
+        std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+    }
+}
+
 /// Runs OCI bundles, keeping per-container runtime state under `state_root`.
 pub struct Runtime {
     state_root: PathBuf,
@@ -125,8 +172,9 @@ impl Runtime {
 
     /// Creates and starts the container of `bundle`. Must be called from a single-threaded
     /// process (threads may be started once this returns).
-    pub fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Running, Error> {
+    pub fn start(&self, id: &str, bundle: &Path, mut stdio: Stdio) -> Result<Running, Error> {
         let console = stdio.console.is_some();
+        let discarded = discard_pipes(&mut stdio);
         let mut container = self
             .builder(id, "create", stdio)?
             .as_init(bundle)
@@ -139,6 +187,7 @@ impl Runtime {
             let _ = container.delete(true);
             return Err(runtime_error(id, "start")(e));
         }
+        drain(discarded);
         Ok(Running {
             id: id.to_string(),
             container,
@@ -149,8 +198,9 @@ impl Runtime {
     /// `id`, joining its namespaces, cgroup, capabilities and seccomp filter; returns its
     /// host PID, a child of this process, for [`wait_pid`]. Must be called from a
     /// single-threaded process, like [`Runtime::start`].
-    pub fn exec(&self, id: &str, process: &Path, stdio: Stdio) -> Result<i32, Error> {
+    pub fn exec(&self, id: &str, process: &Path, mut stdio: Stdio) -> Result<i32, Error> {
         let console = stdio.console.is_some();
+        let discarded = discard_pipes(&mut stdio);
         let pid = self
             .builder(id, "exec", stdio)?
             .as_tenant()
@@ -158,6 +208,7 @@ impl Runtime {
             .with_detach(console)
             .build()
             .map_err(runtime_error(id, "exec"))?;
+        drain(discarded);
         Ok(pid.as_raw())
     }
 

@@ -123,3 +123,27 @@ fn a_killed_monitor_leaves_a_state_rm_cleans() {
     );
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
+
+/// Output sent to the caller's /dev/null is discarded, not refused (youki's runtime used to
+/// reopen it read-only, so every write failed with EBADF).
+#[test]
+fn output_to_dev_null_is_discarded() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let quiet = |args: &[&str]| {
+        b.cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(
+        quiet(&["run", "--rm", "busybox", "sh", "-c", "echo out && echo err >&2"]),
+        Some(0)
+    );
+    b.run(&["run", "-d", "--name", "quiet", "busybox", "sleep", "300"])
+        .ok();
+    assert_eq!(quiet(&["exec", "quiet", "sh", "-c", "echo out && echo err >&2"]), Some(0));
+    b.run(&["rm", "-f", "quiet"]).ok();
+}

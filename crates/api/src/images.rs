@@ -97,29 +97,6 @@ fn labels_of(image: &ImageInfo) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Shell-style `*` and `?` matching, as Docker's `reference` filter uses.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] == t[ti] && p[pi] != '*')) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 /// Whether a `label=KEY[=VALUE]` filter value holds for `labels`.
 fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
     match filter.split_once('=') {
@@ -136,7 +113,7 @@ fn reference_matches(tags: &[String], pattern: &str) -> bool {
         };
         let repo = r.familiar_name();
         let full = format!("{repo}:{}", r.tag().unwrap_or(""));
-        glob(pattern, &full) || glob(pattern, &repo)
+        berth_image::glob(pattern, &full) || berth_image::glob(pattern, &repo)
     })
 }
 

@@ -307,6 +307,19 @@ fn stop_step(engine: &Arc<berth_engine::Engine>, id: &str) {
     }
 }
 
+/// Whether `line` starts as berth's build errors do, with the Dockerfile's name and line
+/// (`Dockerfile:4: …`).
+fn names_a_dockerfile_line(line: &str) -> bool {
+    line.split_once(": ").is_some_and(|(head, _)| {
+        head.rsplit_once(':').is_some_and(|(file, n)| {
+            !file.is_empty()
+                && !file.contains(' ')
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    })
+}
+
 /// Streams `berth build`'s stderr (RUN steps' stderr, base-image pull progress) and returns
 /// the error it ends with, if any: from the line where `berth` reports a failure on.
 fn read_stderr(stderr: impl Read, out: &Out) -> String {
@@ -321,7 +334,8 @@ fn read_stderr(stderr: impl Read, out: &Out) -> String {
         }
         let line = String::from_utf8_lossy(&buf).into_owned();
         let failure = line.starts_with("Error response from daemon: ")
-            || (line.starts_with("The command '") && line.contains("returned a non-zero code"));
+            || line.contains("returned a non-zero code")
+            || names_a_dockerfile_line(&line);
         if failure || !error.is_empty() {
             error.push_str(line.trim_start_matches("Error response from daemon: "));
             // Bounded: only the start of a long error is kept.

@@ -15,53 +15,9 @@ use crate::error::ApiError;
 use crate::http::{blocking, empty, json, ok, read_json, Reply};
 use crate::router::Ctx;
 
-/// Docker's network JSON (`GET /networks`, `GET /networks/{id}`), with the running
-/// containers attached to it.
+/// Docker's `network inspect` JSON (the engine builds it for the CLI and the API alike).
 fn value(engine: &Engine, def: &NetworkDef) -> Result<Value, ApiError> {
-    let mut containers = serde_json::Map::new();
-    let prefix = def.subnet.split('/').nth(1).unwrap_or("16");
-    for c in engine.network_users(&def.name)? {
-        if !c.is_running() {
-            continue;
-        }
-        let ip = c
-            .networks
-            .iter()
-            .find(|e| e.network == def.name)
-            .and_then(|e| e.ip.clone())
-            .unwrap_or_default();
-        containers.insert(
-            c.id.clone(),
-            json!({
-                "Name": c.name,
-                "EndpointID": "",
-                "MacAddress": "",
-                "IPv4Address": if ip.is_empty() { String::new() } else { format!("{ip}/{prefix}") },
-                "IPv6Address": "",
-            }),
-        );
-    }
-    let config = match (def.driver.as_str(), engine.network_bridge(def)) {
-        ("bridge", Ok(b)) => json!([{"Subnet": def.subnet, "Gateway": b.gateway().to_string()}]),
-        _ => json!([]),
-    };
-    Ok(json!({
-        "Name": def.name,
-        "Id": def.id,
-        "Created": def.created,
-        "Scope": "local",
-        "Driver": def.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-        "Internal": false,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": {},
-        "Labels": def.labels,
-    }))
+    engine.network_json(def).map_err(ApiError::from)
 }
 
 /// Whether a `label=KEY[=VALUE]` filter value holds for `labels`.

@@ -108,9 +108,14 @@ pub struct CopyMeta {
     pub max_mtime: Option<i64>,
 }
 
-/// `path` (relative, cleaned) with every symlink along it resolved inside `root`; links
-/// that climb above the root stop at it, as in a chroot.
-pub fn resolve_in_root(root: &Path, path: &str) -> Result<String, Error> {
+/// `path` (relative) with every link along it replaced by its target, `link_at` telling the
+/// target of a link at a relative path (`None`: not a link). Absolute targets restart at the
+/// root and `..` stops at it, as in a chroot, so the result never leaves the root. `None`
+/// after 40 links, as the kernel's ELOOP.
+pub(crate) fn resolve_links(
+    path: &str,
+    link_at: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
     let mut todo: Vec<String> = path
         .split('/')
         .filter(|c| !c.is_empty())
@@ -129,30 +134,43 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Result<String, Error> {
             _ => {}
         }
         done.push(c);
-        let p = root.join(done.join("/"));
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(Error::Invalid(format!(
-                        "{path}: too many levels of symbolic links"
-                    )));
-                }
-                done.pop();
-                let target = std::fs::read_link(&p)
-                    .map_err(Error::io(format!("reading the link {}", p.display())))?;
-                let target = target.to_string_lossy().into_owned();
-                if target.starts_with('/') {
-                    done.clear();
-                }
-                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
-                    todo.push(part.to_string());
-                }
-            }
-            _ => {}
+        let Some(target) = link_at(&done.join("/")) else {
+            continue;
+        };
+        hops += 1;
+        if hops > 40 {
+            return None;
         }
+        done.pop();
+        if target.starts_with('/') {
+            done.clear();
+        }
+        todo.extend(
+            target
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .rev()
+                .map(String::from),
+        );
     }
-    Ok(done.join("/"))
+    Some(done.join("/"))
+}
+
+/// The target of `p` if it is a symlink.
+pub(crate) fn link_target(p: &Path) -> Option<String> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(p)
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned()),
+        _ => None,
+    }
+}
+
+/// `path` (relative, cleaned) with every symlink along it resolved inside `root`; links
+/// that climb above the root stop at it, as in a chroot.
+pub fn resolve_in_root(root: &Path, path: &str) -> Result<String, Error> {
+    resolve_links(path, |rel| link_target(&root.join(rel)))
+        .ok_or_else(|| Error::Invalid(format!("{path}: too many levels of symbolic links")))
 }
 
 impl Context {

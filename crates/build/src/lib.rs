@@ -883,52 +883,15 @@ fn lookup(lower: &[PathBuf], path: &str) -> Option<std::fs::Metadata> {
 }
 
 /// `path` with every symlink of the image's along it resolved inside the image (the last
-/// component too when it is a link to a directory); links never lead outside the root.
+/// component too when it is a link to a directory); links never lead outside the root. A
+/// loop of links leaves the path as written.
 fn resolve_in_image(lower: &[PathBuf], path: &str) -> String {
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .map(String::from)
-        .rev()
-        .collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = if done.is_empty() {
-            c.clone()
-        } else {
-            format!("{}/{c}", done.join("/"))
-        };
-        let link = lower.iter().find_map(|d| {
-            let p = d.join(&candidate);
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&p).ok(),
-                _ => None,
-            }
-        });
-        match link {
-            Some(target) if hops < 40 => {
-                hops += 1;
-                let target = target.to_string_lossy().into_owned();
-                if target.starts_with('/') {
-                    done.clear();
-                }
-                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
-                    todo.push(part.to_string());
-                }
-            }
-            _ => done.push(c),
-        }
-    }
-    done.join("/")
+    context::resolve_links(path, |rel| {
+        lower
+            .iter()
+            .find_map(|d| context::link_target(&d.join(rel)))
+    })
+    .unwrap_or_else(|| path.to_string())
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds, as HEALTHCHECK flags take them.

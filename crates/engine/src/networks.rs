@@ -368,6 +368,60 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Docker's `network inspect` JSON of `def` (the CLI prints it, the Engine API sends it):
+    /// its IPAM, labels and the running containers on it with their addresses.
+    pub fn network_json(&self, def: &NetworkDef) -> Result<serde_json::Value, Error> {
+        use serde_json::json;
+        let mut containers = serde_json::Map::new();
+        let prefix = def.subnet.split('/').nth(1).unwrap_or("16");
+        for c in self.network_users(&def.name)? {
+            if !c.is_running() {
+                continue;
+            }
+            let ip = c
+                .networks
+                .iter()
+                .find(|e| e.network == def.name)
+                .and_then(|e| e.ip.clone())
+                .unwrap_or_default();
+            containers.insert(
+                c.id.clone(),
+                json!({
+                    "Name": c.name,
+                    "EndpointID": "",
+                    "MacAddress": "",
+                    "IPv4Address": if ip.is_empty() { String::new() } else { format!("{ip}/{prefix}") },
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let config = match (def.driver.as_str(), self.network_bridge(def)) {
+            ("bridge", Ok(b)) => {
+                json!([{"Subnet": def.subnet, "Gateway": b.gateway().to_string()}])
+            }
+            _ => json!([]),
+        };
+        Ok(json!({
+            "Name": def.name,
+            "Id": def.id,
+            "Created": def.created,
+            "Scope": "local",
+            "Driver": def.driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": def.labels,
+        }))
+    }
+}
+
 /// The names a container answers to on a network: its name, aliases and short ID.
 pub fn endpoint_names(record: &ContainerRecord, endpoint: &NetworkEndpoint) -> Vec<String> {
     let mut names = vec![record.name.clone()];

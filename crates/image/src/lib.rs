@@ -49,3 +49,38 @@ pub use digest::{chain_ids, sha256_hex, validate_digest};
 pub use error::Error;
 pub use pull::PullOutcome;
 pub use store::{display_ref, short_id, ImageInfo, ImageRecord, RemoveOutcome, Store};
+
+/// Shell-style `*` and `?` matching of a whole string, as Docker's `reference` filter
+/// (`images --filter reference=busy*`) matches image names.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] == t[ti] && p[pi] != '*')) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod glob_tests {
+    #[test]
+    fn globs() {
+        assert!(super::glob("busy*", "busybox"));
+        assert!(super::glob("b?sy*:lat*", "busybox:latest"));
+        assert!(!super::glob("busy", "busybox"));
+        assert!(super::glob("*", ""));
+    }
+}

@@ -88,8 +88,14 @@ fn discard_pipes(stdio: &mut Stdio) -> Vec<std::io::PipeReader> {
     use std::os::fd::AsFd;
     let mut readers = Vec::new();
     for (slot, inherited) in [
-        (&mut stdio.stdout, std::io::stdout().as_fd().try_clone_to_owned().ok()),
-        (&mut stdio.stderr, std::io::stderr().as_fd().try_clone_to_owned().ok()),
+        (
+            &mut stdio.stdout,
+            std::io::stdout().as_fd().try_clone_to_owned().ok(),
+        ),
+        (
+            &mut stdio.stderr,
+            std::io::stderr().as_fd().try_clone_to_owned().ok(),
+        ),
     ] {
         if stdio.console.is_some() {
             break;

@@ -87,29 +87,6 @@ fn parse_filters(app: &App, raw: &[String]) -> Result<Filters, Failure> {
     Ok(f)
 }
 
-/// Shell-style `*` and `?` matching, as Docker's reference filter uses.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] == t[ti] && p[pi] != '*')) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 fn created_of(i: &ImageInfo) -> Option<String> {
     i.config.created().clone()
 }
@@ -178,7 +155,7 @@ pub fn images(app: &App, args: ImagesArgs) -> Result<(), Failure> {
     }
     let matches = |row: &Row, pattern: &str| {
         let full = format!("{}:{}", row.repository, row.tag);
-        glob(pattern, &full) || glob(pattern, &row.repository)
+        berth_image::glob(pattern, &full) || berth_image::glob(pattern, &row.repository)
     };
     rows.retain(|row| {
         filters.references.iter().all(|p| matches(row, p))

@@ -159,48 +159,9 @@ fn create(engine: &Engine, args: CreateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Docker's `network inspect` JSON.
+/// Docker's `network inspect` JSON (the engine builds it for the CLI and the API alike).
 fn value(engine: &Engine, def: &NetworkDef) -> Result<Value, Failure> {
-    let mut containers = serde_json::Map::new();
-    for c in engine.network_users(&def.name).map_err(daemon)? {
-        if !c.is_running() {
-            continue;
-        }
-        let e = c.networks.iter().find(|e| e.network == def.name);
-        let ip = e.and_then(|e| e.ip.clone()).unwrap_or_default();
-        let prefix = def.subnet.split('/').nth(1).unwrap_or("16");
-        containers.insert(
-            c.id.clone(),
-            json!({
-                "Name": c.name,
-                "EndpointID": "",
-                "MacAddress": "",
-                "IPv4Address": if ip.is_empty() { String::new() } else { format!("{ip}/{prefix}") },
-                "IPv6Address": "",
-            }),
-        );
-    }
-    let config = match (def.driver.as_str(), engine.network_bridge(def)) {
-        ("bridge", Ok(b)) => json!([{"Subnet": def.subnet, "Gateway": b.gateway().to_string()}]),
-        _ => json!([]),
-    };
-    Ok(json!({
-        "Name": def.name,
-        "Id": def.id,
-        "Created": def.created,
-        "Scope": "local",
-        "Driver": def.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": config},
-        "Internal": false,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": {},
-        "Labels": def.labels,
-    }))
+    engine.network_json(def).map_err(daemon)
 }
 
 fn ls(engine: &Engine, args: LsArgs) -> Result<(), Failure> {

@@ -139,11 +139,21 @@ fn output_to_dev_null_is_discarded() {
             .code()
     };
     assert_eq!(
-        quiet(&["run", "--rm", "busybox", "sh", "-c", "echo out && echo err >&2"]),
+        quiet(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out && echo err >&2"
+        ]),
         Some(0)
     );
     b.run(&["run", "-d", "--name", "quiet", "busybox", "sleep", "300"])
         .ok();
-    assert_eq!(quiet(&["exec", "quiet", "sh", "-c", "echo out && echo err >&2"]), Some(0));
+    assert_eq!(
+        quiet(&["exec", "quiet", "sh", "-c", "echo out && echo err >&2"]),
+        Some(0)
+    );
     b.run(&["rm", "-f", "quiet"]).ok();
 }

@@ -421,3 +421,126 @@ with DockerContainer("busybox").with_command("sh -c 'echo tc-ok > /tmp/i; exec h
     assert_eq!(out.ok(), "tc-ok\n", "{}", out.stderr);
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
+
+/// The tutorial typed with the real `docker` CLI (the classic builder, as no buildx is
+/// installed) against `berth serve`: build, run published, `[1,2,3]`; `docker cp` both
+/// ways; and a server stopped with SIGTERM leaves the container running.
+#[test]
+fn the_tutorial_through_the_docker_cli() {
+    let b = Berth::new();
+    let s = b.serve();
+    let context =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-flask");
+    let built = s.docker(&[
+        "build",
+        "--tag",
+        "fintechexplained-python-docker",
+        context.to_str().unwrap(),
+    ]);
+    let text = built.ok();
+    assert!(
+        text.contains("Step 1/8 : FROM python:3.8-slim-buster"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Successfully tagged fintechexplained-python-docker:latest"),
+        "{text}"
+    );
+    let port = if std::net::TcpListener::bind("0.0.0.0:5000").is_ok() {
+        5000
+    } else {
+        free_port()
+    };
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "tutorial",
+        "--publish",
+        &format!("{port}:5000"),
+        "fintechexplained-python-docker",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = None;
+    while answer.is_none() && Instant::now() < deadline {
+        answer = http_get(&format!("http://127.0.0.1:{port}/"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answer.as_deref().map(str::trim), Some("[1,2,3]"));
+    // docker cp in and out (the archive endpoints).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "copied in\n").unwrap();
+    s.docker(&[
+        "cp",
+        dir.path().join("note.txt").to_str().unwrap(),
+        "tutorial:/tmp/note.txt",
+    ])
+    .ok();
+    assert_eq!(
+        s.docker(&["exec", "tutorial", "cat", "/tmp/note.txt"]).ok(),
+        "copied in\n"
+    );
+    let out = dir.path().join("main.py");
+    s.docker(&["cp", "tutorial:/src/main.py", out.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::read_to_string(&out).unwrap().contains("[1,2,3]"));
+    // SIGTERM stops the server, not the containers its clients made.
+    drop(s);
+    assert_eq!(
+        b.run(&["inspect", "-f", "{{.State.Running}}", "tutorial"])
+            .ok(),
+        "true\n"
+    );
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/"))
+            .as_deref()
+            .map(str::trim),
+        Some("[1,2,3]")
+    );
+    b.run(&["rm", "-f", "tutorial"]).ok();
+}
+
+/// docker-py beyond containers: images (pull, build, list), networks and volumes.
+#[test]
+fn docker_py_drives_images_networks_and_volumes() {
+    let b = Berth::new();
+    let s = b.serve();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo built-by-py > /made\nCMD [\"cat\", \"/made\"]\n",
+    )
+    .unwrap();
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env()
+img = c.images.pull("busybox", tag="latest")
+assert "busybox:latest" in img.tags, img.tags
+built, logs = c.images.build(path="{}", tag="pybuilt:1")
+assert "pybuilt:1" in built.tags, built.tags
+assert any("Step 2/3" in l.get("stream", "") for l in logs)
+names = sorted(t for i in c.images.list() for t in i.tags)
+assert "busybox:latest" in names and "pybuilt:1" in names, names
+assert c.containers.run("pybuilt:1", remove=True) == b"built-by-py\n"
+net = c.networks.create("pynet", labels={{"made": "py"}})
+vol = c.volumes.create("pyvol")
+ct = c.containers.run("busybox", ["sh", "-c", "echo on-volume > /v/x; sleep 300"], detach=True,
+                      network="pynet", volumes={{"pyvol": {{"bind": "/v", "mode": "rw"}}}}, name="pyweb")
+net.reload()
+assert [x.name for x in net.containers] == ["pyweb"], net.containers
+assert [n.name for n in c.networks.list(filters={{"label": "made=py"}})] == ["pynet"]
+ct.remove(force=True)
+net.remove()
+assert c.containers.run("busybox", ["cat", "/v/x"], volumes={{"pyvol": {{"bind": "/v"}}}}, remove=True) == b"on-volume\n"
+vol.remove()
+assert "pyvol" not in [v.name for v in c.volumes.list()]
+print("ok")
+"#,
+        dir.path().display()
+    );
+    let out = s.python(&script);
+    assert_eq!(out.ok(), "ok\n", "{}", out.stderr);
+    assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+}

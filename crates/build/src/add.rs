@@ -1,4 +1,4 @@
-//! What ADD does beyond COPY: a local tar archive (plain, gzip or zstd) is unpacked into the
+//! What ADD does beyond COPY: a local tar archive (plain, gzip, zstd, bzip2 or xz) is unpacked into the
 //! destination, and an http(s) URL is fetched (once per build), saved under the name its
 //! path ends with, mode 0600, its `Last-Modified` as mtime, and checked against
 //! `--checksum=sha256:…` when given.
@@ -66,12 +66,12 @@ fn is_tar_header(block: &[u8]) -> bool {
     stored == Some(sum)
 }
 
-/// Whether a local file is a tar archive ADD unpacks (plain, gzip or zstd).
+/// Whether a local file is a tar archive ADD unpacks (plain, gzip, zstd, bzip2 or xz).
 pub(crate) fn is_archive(path: &Path) -> bool {
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(mut r) = berth_image::compress::decompress(f) else {
+    let Ok(mut r) = berth_image::compress::decompress_archive(f) else {
         return false;
     };
     let mut block = [0u8; 512];
@@ -87,7 +87,7 @@ pub(crate) fn is_archive(path: &Path) -> bool {
 
 /// Whether `bytes` (a whole file) are a tar archive, plain, gzip or zstd.
 pub fn is_tar(bytes: &[u8]) -> bool {
-    let Ok(mut r) = berth_image::compress::decompress(bytes) else {
+    let Ok(mut r) = berth_image::compress::decompress_archive(bytes) else {
         return false;
     };
     let mut block = [0u8; 512];
@@ -122,7 +122,8 @@ pub(crate) fn append_archive(
 ) -> Result<(), Error> {
     let ctx = || Error::io(format!("unpacking {shown}"));
     let f = std::fs::File::open(host).map_err(ctx())?;
-    let mut archive = tar::Archive::new(berth_image::compress::decompress(f).map_err(ctx())?);
+    let mut archive =
+        tar::Archive::new(berth_image::compress::decompress_archive(f).map_err(ctx())?);
     for entry in archive.entries().map_err(ctx())? {
         let mut entry = entry.map_err(ctx())?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();

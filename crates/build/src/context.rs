@@ -417,11 +417,11 @@ fn climbs_out(path: &str) -> bool {
     false
 }
 
-/// Unpacks a tar context (plain, gzip or zstd) into `dir` (a scratch folder), with the image
+/// Unpacks a tar context (plain, gzip, zstd, bzip2 or xz) into `dir` (a scratch folder), with the image
 /// crate's layer extraction, which refuses any entry that would land outside it.
 pub fn unpack_tar(dir: &Path, file: &Path) -> Result<(), Error> {
     let f = std::fs::File::open(file).map_err(Error::io(format!("reading {}", file.display())))?;
-    let tar = berth_image::compress::decompress(f)
+    let tar = berth_image::compress::decompress_archive(f)
         .map_err(Error::io(format!("reading {}", file.display())))?;
     berth_image::apply::apply_layer(dir, tar).map_err(|e| {
         Error::Invalid(format!(

@@ -38,6 +38,24 @@ pub fn decompress<'a, R: Read + Send + 'a>(
     })
 }
 
+/// As [`decompress`], and also bzip2 and xz: the formats of the archives Docker's `ADD`
+/// unpacks (its `DecompressStream`). Not for layers: OCI has no media type for those two.
+pub fn decompress_archive<'a, R: Read + Send + 'a>(
+    reader: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let head = buffered.fill_buf()?;
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Ok(Box::new(xz2::bufread::XzDecoder::new_multi_decoder(
+            buffered,
+        )));
+    }
+    decompress(buffered)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +68,35 @@ mod tests {
         gz.write_all(&data).unwrap();
         let gz = gz.finish().unwrap();
         let zst = zstd::encode_all(&data[..], 3).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&data).unwrap();
+        let xz = xz.finish().unwrap();
+        for blob in [&data, &gz, &zst] {
+            let mut out = Vec::new();
+            decompress_archive(&blob[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, data);
+        }
+        for blob in [&bz, &xz] {
+            let mut out = Vec::new();
+            decompress_archive(&blob[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, data);
+            // Not a layer format: read as a plain tar, which it is not.
+            let mut raw = Vec::new();
+            decompress(&blob[..])
+                .unwrap()
+                .read_to_end(&mut raw)
+                .unwrap();
+            assert_eq!(&raw, blob);
+        }
         for blob in [data.clone(), gz, zst] {
             let mut out = Vec::new();
             decompress(&blob[..])

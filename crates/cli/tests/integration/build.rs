@@ -463,6 +463,8 @@ fn copy_and_add_flags_archives_and_urls() {
     let p = |f: &str| ctx.path().join(f);
     crate::common::tar_dir(&p("tree"), &p("files.tar.gz"));
     crate::common::tar_dir(&p("tree"), &p("plain.tar"));
+    crate::common::tar_dir(&p("tree"), &p("files.tar.bz2"));
+    crate::common::tar_dir(&p("tree"), &p("files.tar.xz"));
     let served = tempfile::tempdir().unwrap();
     std::fs::write(served.path().join("data.bin"), "downloaded\n").unwrap();
     let digest = crate::common::sha256_file(&served.path().join("data.bin"));
@@ -472,7 +474,8 @@ fn copy_and_add_flags_archives_and_urls() {
         p("Dockerfile"),
         format!(
             "FROM busybox\nCOPY --chmod=755 app.sh /app.sh\nADD --chmod=0600 a.txt /a.txt\nCOPY --link a.txt /linked\nADD --chown=nobody a.txt /owned\n\
-             ADD files.tar.gz /unpacked/\nADD plain.tar /plain\nCOPY files.tar.gz /kept/\nADD --checksum=sha256:{digest} {url} /dl/\n"
+             ADD files.tar.gz /unpacked/\nADD plain.tar /plain\nCOPY files.tar.gz /kept/\nADD --checksum=sha256:{digest} {url} /dl/\n\
+             ADD files.tar.bz2 /bz2/\nADD files.tar.xz /xz/\n"
         ),
     )
     .unwrap();
@@ -482,9 +485,9 @@ fn copy_and_add_flags_archives_and_urls() {
         sh(
             &b,
             "flags",
-            "/app.sh; stat -c '%a %U' /app.sh /a.txt /linked /owned; cat /unpacked/inner/x /plain/inner/x; ls /kept; cat /dl/data.bin; stat -c %a /dl/data.bin"
+            "/app.sh; stat -c '%a %U' /app.sh /a.txt /linked /owned; cat /unpacked/inner/x /plain/inner/x; ls /kept; cat /dl/data.bin; stat -c %a /dl/data.bin; cat /bz2/inner/x /xz/inner/x"
         ),
-        "app\n755 root\n600 root\n644 root\n644 nobody\nx\nx\nfiles.tar.gz\ndownloaded\n600\n"
+        "app\n755 root\n600 root\n644 root\n644 nobody\nx\nx\nfiles.tar.gz\ndownloaded\n600\nx\nx\n"
     );
     let bad = |df: String, needles: &[&str]| {
         std::fs::write(p("Dockerfile"), df).unwrap();

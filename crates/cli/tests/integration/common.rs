@@ -289,10 +289,11 @@ impl Drop for Berth {
 
 /// Packs a directory into a tarball with GNU tar (`-z` when the name ends in `.gz`).
 pub fn tar_dir(dir: &Path, tarball: &Path) {
-    let flags = if tarball.extension().is_some_and(|e| e == "gz") {
-        "-czf"
-    } else {
-        "-cf"
+    let flags = match tarball.extension().and_then(|e| e.to_str()) {
+        Some("gz") => "-czf",
+        Some("bz2") => "-cjf",
+        Some("xz") => "-cJf",
+        _ => "-cf",
     };
     let ok = Command::new("tar")
         .arg("-C")

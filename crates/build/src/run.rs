@@ -319,9 +319,8 @@ impl Builder<'_> {
         self.scratch.watch(self.engine)?;
         let id = self.engine.create(&options)?;
         self.say(&format!(" ---> Running in {}", &id[..12]));
-        // Its output streams live, except with -q or when ours is thrown away (then it only
-        // reaches the step's log).
-        let attach = if self.options.quiet || output_is_dev_null() {
+        // Its output streams live, except with -q (then it only reaches the step's log).
+        let attach = if self.options.quiet {
             berth_engine::lifecycle::Attach::Detached
         } else {
             berth_engine::lifecycle::Attach::Foreground
@@ -401,21 +400,6 @@ impl Builder<'_> {
         let _ = waiter.join();
         status.map_err(Error::io("waiting for the RUN container"))
     }
-}
-
-/// Whether this process's stdout or stderr is `/dev/null`. The runtime (libcontainer 0.7)
-/// swaps such a descriptor for the container's own `/dev/null` opened read-only, so a RUN
-/// that writes there would fail with EBADF (`berth build . >/dev/null`); its output then
-/// goes to the step's log instead, which is as thrown away.
-fn output_is_dev_null() -> bool {
-    let null = |fd: std::os::fd::BorrowedFd<'_>| {
-        rustix::fs::fstat(fd).is_ok_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
-                && rustix::fs::major(st.st_rdev) == 1
-                && rustix::fs::minor(st.st_rdev) == 3
-        })
-    };
-    null(rustix::stdio::stdout()) || null(rustix::stdio::stderr())
 }
 
 /// Removes the empty mount points the runtime made in `upper` for mounts the image had no

@@ -39,10 +39,20 @@ pub struct Streams {
     pub tty: bool,
 }
 
+/// A client's options besides its streams.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The streams asked for.
+    pub streams: Streams,
+    /// The sequence that detaches the client, with a terminal (`detachKeys`; Docker's
+    /// default Ctrl-P Ctrl-Q).
+    pub detach_keys: Vec<u8>,
+}
+
 /// A hijacked connection waiting for its container to start.
 pub struct Waiting {
     io: tokio::sync::oneshot::Receiver<Upgraded>,
-    streams: Streams,
+    options: Options,
 }
 
 /// Attach connections made before their container started, by container ID.
@@ -103,6 +113,14 @@ pub async fn attach(ctx: Ctx, mut req: Request<Incoming>, id: &str) -> Reply {
         stderr: q.flag("stderr"),
         tty: r.options.tty,
     };
+    let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => berth_engine::attach::parse_detach_keys(k)?,
+        None => berth_engine::attach::DETACH_KEYS.to_vec(),
+    };
+    let options = Options {
+        streams,
+        detach_keys,
+    };
     if r.status() == "paused" {
         return Err(ApiError::conflict(
             "You cannot attach to a paused container, unpause it first",
@@ -116,13 +134,13 @@ pub async fn attach(ctx: Ctx, mut req: Request<Incoming>, id: &str) -> Reply {
         tokio::spawn(async move {
             let Ok(io) = upgrade.await else { return };
             match connect_hub(&runroot, &r.id, || true).await {
-                Ok(hub) => proxy(io, hub, streams).await,
+                Ok(hub) => proxy(io, hub, options).await,
                 Err(e) => log::debug!("attach to {}: {e}", r.id),
             }
         });
     } else {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        ctx.state.pending.add(&r.id, Waiting { io: rx, streams });
+        ctx.state.pending.add(&r.id, Waiting { io: rx, options });
         tokio::spawn(async move {
             if let Ok(io) = upgrade.await {
                 let _ = tx.send(io);
@@ -157,7 +175,7 @@ pub async fn start_with(
         // A monitor that fails before it listens (no such executable) closes the client;
         // the record says why, below.
         if let Ok(hub) = connect_hub(&runroot, &id, alive.clone()).await {
-            tokio::spawn(proxy(io, hub, w.streams));
+            tokio::spawn(proxy(io, hub, w.options));
         }
     }
     // The record says how the start went; the monitor is reaped when it ends.
@@ -221,27 +239,42 @@ async fn connect_hub(
     }
 }
 
-/// Joins a client connection and the monitor's socket until the container's output ends.
-async fn proxy(client: Upgraded, hub: tokio::net::UnixStream, streams: Streams) {
+/// Joins a client connection and the monitor's socket until the container's output ends
+/// or the client types the detach sequence (with a terminal), which leaves it running.
+async fn proxy(client: Upgraded, hub: tokio::net::UnixStream, options: Options) {
+    let streams = options.streams;
     let (mut client_r, mut client_w) = tokio::io::split(TokioIo::new(client));
     let (mut hub_r, mut hub_w) = hub.into_split();
+    let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];
+        let mut scanner = berth_engine::attach::DetachScanner::new(if streams.tty {
+            options.detach_keys
+        } else {
+            Vec::new()
+        });
         loop {
             match client_r.read(&mut buf).await {
                 Ok(0) | Err(_) => {
                     if streams.stdin {
-                        let _ = hub_w
-                            .write_all(&header(berth_engine::attach::CLOSE_STDIN, 0))
-                            .await;
+                        let held = scanner.finish();
+                        let mut f = header(berth_engine::attach::STDIN, held.len()).to_vec();
+                        f.extend_from_slice(&held);
+                        f.extend_from_slice(&header(berth_engine::attach::CLOSE_STDIN, 0));
+                        let _ = hub_w.write_all(&f).await;
                     }
                     break;
                 }
                 Ok(n) if streams.stdin => {
-                    let mut f = header(berth_engine::attach::STDIN, n).to_vec();
-                    f.extend_from_slice(&buf[..n]);
+                    let (data, detach) = scanner.feed(&buf[..n]);
+                    let mut f = header(berth_engine::attach::STDIN, data.len()).to_vec();
+                    f.extend_from_slice(&data);
                     if hub_w.write_all(&f).await.is_err() {
                         break;
+                    }
+                    if detach {
+                        let _ = detached_tx.send(());
+                        return hub_w;
                     }
                 }
                 Ok(_) => {}
@@ -250,30 +283,45 @@ async fn proxy(client: Upgraded, hub: tokio::net::UnixStream, streams: Streams) 
         // Keep the write half (and so the monitor's view of this client) until output ends.
         hub_w
     });
-    let mut head = [0u8; 8];
-    while hub_r.read_exact(&mut head).await.is_ok() {
-        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let mut payload = vec![0u8; len];
-        if hub_r.read_exact(&mut payload).await.is_err() {
-            break;
-        }
-        let wanted = match head[0] {
-            berth_engine::attach::STDOUT => streams.stdout,
-            berth_engine::attach::STDERR => streams.stderr,
-            _ => false,
+    // Frames are parsed from whatever reads bring (a read is cancel-safe; a half-read frame
+    // would not be), so a detach can interrupt the wait at any moment.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    // Whether the input side may still detach (it may also just end: stdin closed).
+    let mut may_detach = true;
+    'copy: loop {
+        let n = tokio::select! {
+            r = hub_r.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            d = &mut detached, if may_detach => match d {
+                Ok(()) => break,
+                Err(_) => {
+                    may_detach = false;
+                    continue;
+                }
+            },
         };
-        if !wanted {
-            continue;
-        }
-        let written = if streams.tty {
-            client_w.write_all(&payload).await
-        } else {
-            let mut f = head.to_vec();
-            f.extend_from_slice(&payload);
-            client_w.write_all(&f).await
-        };
-        if written.is_err() {
-            break;
+        pending.extend_from_slice(&chunk[..n]);
+        while pending.len() >= 8 {
+            let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
+            if pending.len() < 8 + len {
+                break;
+            }
+            let frame: Vec<u8> = pending.drain(..8 + len).collect();
+            let wanted = match frame[0] {
+                berth_engine::attach::STDOUT => streams.stdout,
+                berth_engine::attach::STDERR => streams.stderr,
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            let bytes = if streams.tty { &frame[8..] } else { &frame[..] };
+            if client_w.write_all(bytes).await.is_err() {
+                break 'copy;
+            }
         }
         let _ = client_w.flush().await;
     }

@@ -40,6 +40,79 @@ const CLIENT_STALL: Duration = Duration::from_secs(2);
 /// Docker's default detach sequence: Ctrl-P Ctrl-Q.
 pub const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
+/// Finds the detach sequence in a client's typed input (Docker's escape proxy): bytes that
+/// could start the sequence are held back until it is clear they do not.
+#[derive(Debug, Clone)]
+pub struct DetachScanner {
+    keys: Vec<u8>,
+    held: usize,
+}
+
+impl DetachScanner {
+    /// A scanner for `keys` (Docker's default: [`DETACH_KEYS`]).
+    pub fn new(keys: Vec<u8>) -> DetachScanner {
+        DetachScanner { keys, held: 0 }
+    }
+
+    /// The bytes of `input` to pass on, and whether the sequence was typed (then nothing
+    /// after it counts).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == self.keys[self.held] {
+                self.held += 1;
+                if self.held == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            // Not the sequence after all: what was held is data.
+            out.extend_from_slice(&self.keys[..self.held]);
+            self.held = usize::from(b == self.keys[0]);
+            if self.held == 0 {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+
+    /// What is still held back at the end of input (it was data).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let held = self.keys[..self.held].to_vec();
+        self.held = 0;
+        held
+    }
+}
+
+/// Parses Docker's `--detach-keys`/`detachKeys` (`ctrl-p,ctrl-q`, `ctrl-a,x`, …).
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, Error> {
+    let bad = || Error::Invalid(format!("Invalid detach keys ({s}) provided"));
+    s.split(',')
+        .map(|k| {
+            if let Some(c) = k.strip_prefix("ctrl-") {
+                let c = c.as_bytes();
+                if c.len() != 1 {
+                    return Err(bad());
+                }
+                match c[0] {
+                    b'a'..=b'z' => Ok(c[0] - b'a' + 1),
+                    b'@' => Ok(0),
+                    b'[' | b'\\' | b']' | b'^' | b'_' => Ok(c[0] - b'@'),
+                    _ => Err(bad()),
+                }
+            } else if k.len() == 1 && k.is_ascii() {
+                Ok(k.as_bytes()[0])
+            } else {
+                Err(bad())
+            }
+        })
+        .collect()
+}
+
 /// Where a container's monitor listens.
 pub fn socket_path(runroot: &Path, id: &str) -> PathBuf {
     runroot
@@ -296,12 +369,13 @@ pub fn attach(
         std::thread::spawn(move || {
             let mut input = std::io::stdin().lock();
             let mut buf = [0u8; 4096];
-            let mut pending_ctrl_p = false;
+            let mut scanner = DetachScanner::new(DETACH_KEYS.to_vec());
             loop {
                 let n = match input.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        if pending_ctrl_p {
-                            let _ = to_monitor.write_all(&frame(STDIN, &[DETACH_KEYS[0]]));
+                        let held = scanner.finish();
+                        if !held.is_empty() {
+                            let _ = to_monitor.write_all(&frame(STDIN, &held));
                         }
                         let _ = to_monitor.write_all(&frame(CLOSE_STDIN, &[]));
                         return;
@@ -315,23 +389,12 @@ pub fn attach(
                     }
                     continue;
                 }
-                let mut out = Vec::with_capacity(n + 1);
-                for &b in &buf[..n] {
-                    if pending_ctrl_p {
-                        pending_ctrl_p = false;
-                        if b == DETACH_KEYS[1] {
-                            detached.store(true, std::sync::atomic::Ordering::SeqCst);
-                            let _ = to_monitor.write_all(&frame(STDIN, &out));
-                            let _ = to_monitor.shutdown(std::net::Shutdown::Both);
-                            return;
-                        }
-                        out.push(DETACH_KEYS[0]);
-                    }
-                    if b == DETACH_KEYS[0] {
-                        pending_ctrl_p = true;
-                    } else {
-                        out.push(b);
-                    }
+                let (out, detach) = scanner.feed(&buf[..n]);
+                if detach {
+                    detached.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = to_monitor.write_all(&frame(STDIN, &out));
+                    let _ = to_monitor.shutdown(std::net::Shutdown::Both);
+                    return;
                 }
                 if !out.is_empty() && to_monitor.write_all(&frame(STDIN, &out)).is_err() {
                     return;
@@ -352,5 +415,29 @@ pub fn attach(
         Ok(Ended::Detached)
     } else {
         Ok(Ended::Exited)
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::{parse_detach_keys, DetachScanner, DETACH_KEYS};
+
+    #[test]
+    fn the_sequence_detaches_and_near_misses_are_data() {
+        let mut d = DetachScanner::new(DETACH_KEYS.to_vec());
+        assert_eq!(d.feed(b"ab\x10c"), (b"ab\x10c".to_vec(), false));
+        assert_eq!(d.feed(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(d.feed(b"\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(d.feed(b"\x11tail"), (Vec::new(), true));
+        let mut d = DetachScanner::new(DETACH_KEYS.to_vec());
+        assert_eq!(d.feed(b"\x10"), (Vec::new(), false));
+        assert_eq!(d.finish(), b"\x10".to_vec());
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            DETACH_KEYS.to_vec()
+        );
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert!(parse_detach_keys("ctrl-pp").is_err());
+        assert!(parse_detach_keys("").is_err());
     }
 }

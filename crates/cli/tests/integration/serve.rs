@@ -544,3 +544,80 @@ print("ok")
     assert_eq!(out.ok(), "ok\n", "{}", out.stderr);
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
+
+/// A hijacked attach as docker-py makes it: stdin goes in, output comes back raw for a
+/// terminal, and Ctrl-P Ctrl-Q (or the client's `detachKeys`) detaches, leaving the
+/// container running. Piped stdin reaches a non-terminal container and its output follows.
+#[test]
+fn attach_streams_stdin_and_detaches_on_the_sequence() {
+    use std::io::{Read, Write};
+    let b = Berth::new();
+    let s = b.serve();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let mut echoed = s
+        .client(
+            "docker",
+            &["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = echoed.stdin.take().unwrap();
+    stdin.write_all(b"piped in\n").unwrap();
+    drop(stdin);
+    let out = echoed.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\nend\n");
+
+    let id = b
+        .run(&["create", "-it", "--name", "term", "busybox", "sh"])
+        .ok()
+        .trim()
+        .to_string();
+    let mut conn = std::os::unix::net::UnixStream::connect(&s.socket).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-a,x HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(
+        s.request("POST", &format!("/containers/{id}/start"), b"").0,
+        204
+    );
+    conn.write_all(b"echo typed-$((6*7))\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("typed-42") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "output ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // The client's sequence (Ctrl-A, x) detaches: the connection ends, the shell runs on.
+    conn.write_all(&[1, b'x']).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "not detached"),
+            Err(e) => panic!("not detached: {e}"),
+        }
+    }
+    assert_eq!(
+        b.run(&["inspect", "-f", "{{.State.Running}}", "term"]).ok(),
+        "true\n"
+    );
+    b.run(&["rm", "-f", "term"]).ok();
+}

@@ -32,7 +32,9 @@ pub fn copy_stream(
     hub: Option<Arc<crate::attach::Hub>>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
+    // Small: the buffer is on the copier thread's stack, which stays resident for the
+    // container's life (a larger read only costs more system calls for chatty output).
+    let mut buf = [0u8; 4 * 1024];
     let flush = |line: &[u8]| {
         let entry = Entry {
             log: String::from_utf8_lossy(line).into_owned(),

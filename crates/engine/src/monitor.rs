@@ -111,6 +111,64 @@ fn tell_caller_started() {
     }
 }
 
+/// Gives back what setup left resident and waiting does not need: the pages of the main
+/// thread's stack below the current frame (setup went deep: the runtime, JSON; ~100 KB per
+/// monitor otherwise; they read as zeros if used again), and the binary's code pages.
+fn release_idle_stack() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(low) = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split('-').next())
+        .and_then(|a| usize::from_str_radix(a, 16).ok())
+    else {
+        return;
+    };
+    let here = 0u8;
+    let frame = std::ptr::addr_of!(here) as usize;
+    // A margin for the frames the waiting itself calls.
+    let end = frame.saturating_sub(8 * 1024) & !4095;
+    if end <= low || std::thread::current().name() != Some("main") {
+        return;
+    }
+    // SAFETY: [low, end) is the part of this (main) thread's stack below the current frame
+    // and its margin: no live frame is there, and MADV_DONTNEED on private anonymous memory
+    // only makes those pages zero-filled again when next touched.
+    unsafe {
+        libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED);
+    }
+    // The binary's code: setup ran through megabytes of it (the runtime, serde), waiting
+    // needs a little. Dropping the mapping's pages costs nothing (they stay in the page
+    // cache and fault back in on use) and takes each monitor's share of them off its
+    // footprint. Only read-only executable pages of the binary itself, never written, so
+    // nothing is lost; the kernel refuses writes to a running executable's file.
+    let exe = std::fs::read_link("/proc/self/exe").ok();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).map(std::path::PathBuf::from);
+        if perms != "r-xp" || path.is_none() || path != exe {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: [a, b) is a read-only, executable, file-backed private mapping of this
+        // binary, which nothing writes: MADV_DONTNEED only drops its page-table entries, and
+        // the next access maps the same file pages again.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+        }
+    }
+}
+
 /// An error as `docker run` prints it, without a doubled full stop.
 pub fn docker_message(e: &Error) -> String {
     e.to_string().trim_end_matches('.').to_string()
@@ -144,9 +202,15 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         engine.update(id, |r| r.restart_count += 1)?;
     }
     let mut record = engine.load(id)?;
-    let info = engine.images.info(&record.image_id)?;
+    // Only the config and the top layer are needed; the rest (manifest, the config's raw
+    // bytes) is let go at once, as the monitor stays resident.
+    let berth_image::ImageInfo {
+        config,
+        top_chain_id,
+        ..
+    } = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
-    let lowerdirs = engine.images.snapshots.lowerdirs(&info.top_chain_id)?;
+    let lowerdirs = engine.images.snapshots.lowerdirs(&top_chain_id)?;
     // A restart finds the mount of the run before gone; a stale one (killed monitor) goes.
     layout.unmount()?;
     layout.mount(&lowerdirs, record.options.rm || record.options.transient)?;
@@ -156,7 +220,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         r.error = None;
     })?;
     let started = std::time::Instant::now();
-    let result = prepare_and_run(engine, &mut record, &info.config, &layout, streams);
+    let result = prepare_and_run(engine, &mut record, config, &layout, streams);
     // Whatever happened, the mount goes and the record says how it ended.
     let unmounted = layout.unmount();
     let code = match &result {
@@ -217,7 +281,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
 fn prepare_and_run(
     engine: &Engine,
     record: &mut crate::ContainerRecord,
-    config: &oci_spec::image::ImageConfiguration,
+    config: oci_spec::image::ImageConfiguration,
     layout: &Layout,
     streams: Streams,
 ) -> Result<i32, Error> {
@@ -234,7 +298,8 @@ fn prepare_and_run(
         .unwrap_or_default();
     let user = resolve(&layout.rootfs, &user_spec)?;
     let args = record.args.clone();
-    let env = environment(config, options, &hostname, &user.home);
+    let env = environment(&config, options, &hostname, &user.home);
+    drop(config);
     let cwd = options
         .workdir
         .clone()
@@ -450,6 +515,8 @@ fn start_and_wait(
     let config_path = layout.bundle.join("config.json");
     spec.save(&config_path)
         .map_err(|e| Error::Invalid(format!("writing {}: {e}", config_path.display())))?;
+    // The monitor stays resident for the container's life: what setup used goes now.
+    drop(spec);
     let runtime = berth_runtime::Runtime::new(engine.runtime_root());
     // Caught from before the clone, so a signal sent while the container starts is not lost.
     let proxy = match streams {
@@ -595,6 +662,7 @@ fn start_and_wait(
     unsafe {
         libc::malloc_trim(0);
     }
+    release_idle_stack();
     if let (Some(proxy), Some(pid)) = (proxy, running.pid()) {
         proxy.forward_to(pid);
     }

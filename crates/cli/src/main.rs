@@ -250,7 +250,47 @@ impl<E: Into<berth_image::Error>> From<E> for Failure {
     }
 }
 
+/// The monitor's command line exactly as `Engine::spawn_monitor` writes it
+/// (`--root R --runroot RR container-monitor [--wait-attach] [--detached] ID`), read without
+/// building clap's whole command tree: one process start per container is on the hot path
+/// of every `run`. Anything else goes through clap as usual.
+fn monitor_args() -> Option<(GlobalArgs, container::MonitorArgs)> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let [root_flag, root, runroot_flag, runroot, command, rest @ ..] = args.as_slice() else {
+        return None;
+    };
+    if root_flag != "--root" || runroot_flag != "--runroot" || command != "container-monitor" {
+        return None;
+    }
+    let (id, flags) = rest.split_last()?;
+    let (mut detached, mut wait_attach) = (false, false);
+    for f in flags {
+        match f.to_str()? {
+            "--detached" => detached = true,
+            "--wait-attach" => wait_attach = true,
+            _ => return None,
+        }
+    }
+    let id = id.to_str().filter(|i| !i.starts_with('-'))?.to_string();
+    Some((
+        GlobalArgs {
+            root: root.into(),
+            runroot: runroot.into(),
+            debug: false,
+        },
+        container::MonitorArgs {
+            detached,
+            wait_attach,
+            id,
+        },
+    ))
+}
+
 fn main() -> ExitCode {
+    if let Some((global, args)) = monitor_args() {
+        let app = app::App::new(global);
+        return finish(container::monitor(&app, args));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -337,6 +377,11 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(&app, a),
         Command::BuildReaper(a) => build::reaper(&app, a),
     };
+    finish(result)
+}
+
+/// The one place a command's failure becomes its message on stderr and its exit code.
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -350,6 +395,28 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_monitor_command_line_parses_as_clap_would() {
+        use clap::Parser;
+        let line = [
+            "berth",
+            "--root",
+            "/r",
+            "--runroot",
+            "/rr",
+            "container-monitor",
+            "--wait-attach",
+            "--detached",
+            "abc",
+        ];
+        let cli = super::Cli::try_parse_from(line).unwrap();
+        assert_eq!(cli.global.root, std::path::PathBuf::from("/r"));
+        let super::Command::ContainerMonitor(a) = cli.command else {
+            panic!("not the monitor");
+        };
+        assert!(a.detached && a.wait_attach && a.id == "abc");
+    }
+
     #[test]
     fn command_tree_is_valid() {
         use clap::CommandFactory;

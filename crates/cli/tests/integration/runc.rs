@@ -85,6 +85,24 @@ impl Runc {
         self.cmd(args).output().expect("run berth-runc").into()
     }
 
+    /// Runs a command whose container keeps its stdio (`create`, `run -d`): with pipes,
+    /// reading them would wait for the container, so stdout and stderr go to files.
+    fn run_keeping_stdio(&self, args: &[&str]) -> Run {
+        let out = self.dir.path().join("out.txt");
+        let err = self.dir.path().join("err.txt");
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .expect("run berth-runc");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out).unwrap(),
+            stderr: std::fs::read_to_string(err).unwrap(),
+        }
+    }
+
     fn state(&self, id: &str) -> Value {
         serde_json::from_str(self.run(&["state", id]).ok()).unwrap()
     }
@@ -92,7 +110,7 @@ impl Runc {
     /// `create` with the bundle and a pid file, returning the pid file's PID.
     fn create(&self, id: &str) -> i32 {
         let pid_file = self.dir.path().join(format!("{id}.pid"));
-        self.run(&[
+        self.run_keeping_stdio(&[
             "create",
             "--bundle",
             self.bundle().to_str().unwrap(),
@@ -222,7 +240,7 @@ fn run_detached_then_exec_pause_resume_update_events() {
     let r = Runc::new();
     let id = cid("exec");
     let pid_file = r.dir.path().join("run.pid");
-    r.run(&[
+    r.run_keeping_stdio(&[
         "run",
         "-d",
         "-b",
@@ -263,7 +281,7 @@ fn run_detached_then_exec_pause_resume_update_events() {
     )
     .unwrap();
     let exec_pid = r.dir.path().join("exec.pid");
-    r.run(&[
+    r.run_keeping_stdio(&[
         "exec",
         "--process",
         process.to_str().unwrap(),
@@ -333,7 +351,7 @@ fn bad_inputs_get_runcs_messages_and_leave_nothing() {
     std::fs::write(&bundle.join("config.json"), &good).unwrap();
     r.edit_spec(&bundle, |s| s["ociVersion"] = "2.0.0".into());
     r.run(&["create", "-b", b, &id])
-        .fails(1, &["unsupported runtime spec version \"2.0.0\""]);
+        .fails(1, &["unsupported runtime spec version", "2.0.0"]);
     // A missing rootfs.
     std::fs::write(&bundle.join("config.json"), &good).unwrap();
     r.edit_spec(&bundle, |s| s["root"]["path"] = "missing".into());
@@ -345,7 +363,7 @@ fn bad_inputs_get_runcs_messages_and_leave_nothing() {
     // A process that cannot start: create fails and cleans up after itself.
     std::fs::write(&bundle.join("config.json"), &good).unwrap();
     r.set_args(&["/no/such/program"]);
-    let out = r.run(&["create", "-b", b, &id]);
+    let out = r.run_keeping_stdio(&["create", "-b", b, &id]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(!r.root().join(&id).exists());
     assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
@@ -354,11 +372,11 @@ fn bad_inputs_get_runcs_messages_and_leave_nothing() {
     // A second create with the same ID.
     r.set_args(&["sleep", "100"]);
     r.create(&id);
-    r.run(&["create", "-b", b, &id])
+    r.run_keeping_stdio(&["create", "-b", b, &id])
         .fails(1, &[&format!("container with id exists: {id}")]);
     // An unknown signal.
     r.run(&["kill", &id, "SIGFOO"])
-        .fails(1, &["unknown signal \"SIGFOO\""]);
+        .fails(1, &["unknown signal", "SIGFOO"]);
     r.run(&["delete", &id]).ok();
     assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
 
@@ -423,7 +441,7 @@ fn terminal_goes_over_the_console_socket() {
     });
     let id = cid("tty");
     // Without a console socket, a terminal container cannot be created detached.
-    r.run(&["create", "-b", r.bundle().to_str().unwrap(), &id])
+    r.run_keeping_stdio(&["create", "-b", r.bundle().to_str().unwrap(), &id])
         .fails(1, &["console"]);
     assert!(!r.root().join(&id).exists());
 
@@ -451,7 +469,7 @@ fn terminal_goes_over_the_console_socket() {
         // SAFETY: the fd was just received and is owned by nothing else.
         unsafe { OwnedFd::from_raw_fd(fds[0]) }
     });
-    r.run(&[
+    r.run_keeping_stdio(&[
         "create",
         "-b",
         r.bundle().to_str().unwrap(),

@@ -348,12 +348,12 @@ fn bad_inputs_get_runcs_messages_and_leave_nothing() {
     r.run(&["create", "-b", b, &id])
         .fails(1, &["config.json", "invalid runtime spec"]);
     // A version this runtime does not implement.
-    std::fs::write(&bundle.join("config.json"), &good).unwrap();
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
     r.edit_spec(&bundle, |s| s["ociVersion"] = "2.0.0".into());
     r.run(&["create", "-b", b, &id])
         .fails(1, &["unsupported runtime spec version", "2.0.0"]);
     // A missing rootfs.
-    std::fs::write(&bundle.join("config.json"), &good).unwrap();
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
     r.edit_spec(&bundle, |s| s["root"]["path"] = "missing".into());
     r.run(&["create", "-b", b, &id])
         .fails(1, &["rootfs", "does not exist"]);
@@ -361,7 +361,7 @@ fn bad_inputs_get_runcs_messages_and_leave_nothing() {
     r.run(&["create", "-b", r.dir.path().to_str().unwrap(), &id])
         .fails(1, &["JSON specification file", "not found"]);
     // A process that cannot start: create fails and cleans up after itself.
-    std::fs::write(&bundle.join("config.json"), &good).unwrap();
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
     r.set_args(&["/no/such/program"]);
     let out = r.run_keeping_stdio(&["create", "-b", b, &id]);
     assert_eq!(out.code, 1, "{}", out.stderr);

@@ -134,6 +134,39 @@ enum Command {
     /// Cleans up after a build if it is killed (started by `build`; not for direct use).
     #[command(hide = true)]
     BuildReaper(build::ReaperArgs),
+    /// berth's OCI runtime with runc's command line (also reached as `berth-runc`).
+    Runtime(RuntimeArgs),
+}
+
+/// `berth runtime ARGS…`: handed to the runtime crate's runc command line unparsed.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// runc's global flags, command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<std::ffi::OsString>,
+}
+
+/// The program name under which the binary is runc (a symlink given to containerd or
+/// dockerd as a runtime binary).
+const RUNC_NAME: &str = "berth-runc";
+
+/// runc's command line, when asked for by name (`berth-runc …`) or as `berth runtime …`.
+/// Checked before the docker-style parser, whose flags (`--root`, `--debug`) differ.
+fn runc_args() -> Option<(String, Vec<std::ffi::OsString>)> {
+    let mut args = std::env::args_os();
+    let argv0 = args.next()?;
+    let name = std::path::Path::new(&argv0)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    if name == RUNC_NAME {
+        return Some((name, args.collect()));
+    }
+    let rest: Vec<_> = args.collect();
+    if rest.first().is_some_and(|a| a == "runtime") {
+        return Some(("berth runtime".into(), rest[1..].to_vec()));
+    }
+    None
 }
 
 #[derive(Subcommand)]
@@ -291,6 +324,9 @@ fn main() -> ExitCode {
         let app = app::App::new(global);
         return finish(container::monitor(&app, args));
     }
+    if let Some((program, args)) = runc_args() {
+        return ExitCode::from(berth_runtime::cli::main(&program, args));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -376,6 +412,9 @@ fn main() -> ExitCode {
         Command::ContainerMonitor(a) => container::monitor(&app, a),
         Command::Serve(a) => serve::serve(&app, a),
         Command::BuildReaper(a) => build::reaper(&app, a),
+        Command::Runtime(a) => {
+            return ExitCode::from(berth_runtime::cli::main("berth runtime", a.args));
+        }
     };
     finish(result)
 }

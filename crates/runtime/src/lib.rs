@@ -20,6 +20,7 @@
 //! OCI runtime spec and joins whatever namespaces that spec names.
 #![deny(missing_docs)]
 
+pub mod cli;
 mod warm;
 
 pub use warm::warm_cgroup_lock;
@@ -84,7 +85,7 @@ fn is_dev_null(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 /// the caller's `/dev/null` (`berth run … >/dev/null`) failed every write with EBADF. Such
 /// an output stream gets a pipe instead, whose other end [`drain`] empties once the
 /// container runs — what Docker does anyway, whose containers always write to a pipe.
-fn discard_pipes(stdio: &mut Stdio) -> Vec<std::io::PipeReader> {
+pub(crate) fn discard_pipes(stdio: &mut Stdio) -> Vec<std::io::PipeReader> {
     use std::os::fd::AsFd;
     let mut readers = Vec::new();
     for (slot, inherited) in [
@@ -116,7 +117,7 @@ fn discard_pipes(stdio: &mut Stdio) -> Vec<std::io::PipeReader> {
 }
 
 /// Empties the pipes of [`discard_pipes`] on threads (the clone is behind us).
-fn drain(readers: Vec<std::io::PipeReader>) {
+pub(crate) fn drain(readers: Vec<std::io::PipeReader>) {
     for mut r in readers {
         std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
     }

@@ -18,4 +18,5 @@ mod network;
 mod pull;
 mod push;
 mod run;
+mod runc;
 mod serve;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# OCI runtime benchmark on one raw bundle (busybox-static rootfs, `true`): `berth-runc run`
+# vs `runc run` vs `crun run`, median wall time of N runs each, and the ratios to crun.
+# crun 1.8 refuses this host's hybrid cgroup layout unless hugetlb is mounted, so the script
+# mounts it when missing. Usage: bench/runc.sh [--runs N] [--debug]   (--debug: skip the
+# release build and time target/debug/berth)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=30; PROFILE=release
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2;;
+    --debug) PROFILE=debug; shift;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+bash scripts/packages.sh >&2
+if [ "$PROFILE" = release ]; then cargo build --release --locked >&2; else cargo build >&2; fi
+work=$(mktemp -d /var/tmp/berth-runcbench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ln -s "$PWD/target/$PROFILE/berth" "$work/berth-runc"
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/"
+for t in sh true; do ln -s busybox "$work/bundle/rootfs/bin/$t"; done
+"$work/berth-runc" spec -b "$work/bundle"
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; s = json.load(open(p))
+s["process"]["terminal"] = False; s["process"]["args"] = ["true"]
+s["linux"]["cgroupsPath"] = "/berth-runcbench"
+json.dump(s, open(p, "w"))
+PY
+if [ ! -d /sys/fs/cgroup/hugetlb ] && grep -q hugetlb /proc/cgroups; then
+  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb hugetlb /sys/fs/cgroup/hugetlb || true
+fi
+median_us() { # median wall time in µs of RUNS runs of the command
+  local t=()
+  for i in $(seq 1 "$RUNS"); do
+    local s e; s=$(date +%s%N); "$@" "c$i" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; e=$(date +%s%N)
+    t+=($(( (e - s) / 1000 )))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+cd "$work/bundle"
+declare -A res
+res[berth-runc]=$(median_us "$work/berth-runc" --root "$work/s-berth" run) || res[berth-runc]=-
+res[runc]=$(median_us runc --root "$work/s-runc" run) || res[runc]=-
+res[crun]=$(median_us crun --root "$work/s-crun" run) || res[crun]=-
+echo "runtime run of one bundle (true), median of $RUNS, $PROFILE berth:"
+for r in berth-runc runc crun; do
+  v=${res[$r]}
+  if [ "$v" = - ] || [ "${res[crun]}" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/${res[crun]}:.2f}')"); fi
+  printf '  %-11s %8s µs   x crun: %s\n' "$r" "$v" "$ratio"
+done

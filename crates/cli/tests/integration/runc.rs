@@ -1,0 +1,498 @@
+//! `berth-runc` / `berth runtime`: runc's command line on raw OCI bundles, as containerd's
+//! shim and dockerd drive it. Bundles are a busybox-static root filesystem and the spec
+//! `berth-runc spec` writes; every test has its own `--root` and container IDs.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::Run;
+
+/// A state root, a bundle and the `berth-runc` symlink to the binary under test.
+struct Runc {
+    dir: tempfile::TempDir,
+}
+
+/// A container ID unique to this test process and `name`.
+fn cid(name: &str) -> String {
+    format!("runc-{}-{name}", std::process::id())
+}
+
+impl Runc {
+    fn new() -> Runc {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-runc-it-")
+            .tempdir()
+            .unwrap();
+        symlink(env!("CARGO_BIN_EXE_berth"), dir.path().join("berth-runc")).unwrap();
+        let r = Runc { dir };
+        r.make_bundle(&r.bundle());
+        r
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// A busybox-static rootfs and a default spec (terminal off) in `bundle`.
+    fn make_bundle(&self, bundle: &Path) {
+        let bin = bundle.join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for tool in [
+            "sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "kill",
+        ] {
+            symlink("busybox", bin.join(tool)).unwrap();
+        }
+        self.run(&["spec", "--bundle", bundle.to_str().unwrap()])
+            .ok();
+        self.edit_spec(bundle, |s| {
+            s["process"]["terminal"] = false.into();
+            s["process"]["args"] = serde_json::json!(["sleep", "100"]);
+        });
+    }
+
+    fn edit_spec(&self, bundle: &Path, f: impl FnOnce(&mut Value)) {
+        let path = bundle.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut spec);
+        std::fs::write(&path, spec.to_string()).unwrap();
+    }
+
+    fn set_args(&self, args: &[&str]) {
+        self.edit_spec(&self.bundle(), |s| {
+            s["process"]["args"] = serde_json::json!(args)
+        });
+    }
+
+    /// `berth-runc --root STATE ARGS`.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.dir.path().join("berth-runc"));
+        c.arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.cmd(args).output().expect("run berth-runc").into()
+    }
+
+    /// Runs a command whose container keeps its stdio (`create`, `run -d`): with pipes,
+    /// reading them would wait for the container, so stdout and stderr go to files.
+    fn run_keeping_stdio(&self, args: &[&str]) -> Run {
+        let out = self.dir.path().join("out.txt");
+        let err = self.dir.path().join("err.txt");
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .expect("run berth-runc");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out).unwrap(),
+            stderr: std::fs::read_to_string(err).unwrap(),
+        }
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(self.run(&["state", id]).ok()).unwrap()
+    }
+
+    /// `create` with the bundle and a pid file, returning the pid file's PID.
+    fn create(&self, id: &str) -> i32 {
+        let pid_file = self.dir.path().join(format!("{id}.pid"));
+        self.run_keeping_stdio(&[
+            "create",
+            "--bundle",
+            self.bundle().to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            id,
+        ])
+        .ok();
+        std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits up to 5 s for the container's status to become `want`.
+    fn wait_status(&self, id: &str, want: &str) {
+        for _ in 0..100 {
+            if self.state(id)["status"] == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{id} never became {want}: {}", self.state(id));
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        // Leave no containers behind if an assertion failed midway.
+        let ids = self.run(&["list", "-q"]).stdout;
+        for id in ids.lines() {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+    }
+}
+
+/// Cgroup directories named after `id` anywhere in the hierarchy's first levels.
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    let out = Command::new("find")
+        .args(["/sys/fs/cgroup", "-maxdepth", "4", "-type", "d", "-name"])
+        .arg(format!("*{id}*"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    let r = Runc::new();
+    let id = cid("life");
+    let pid = r.create(&id);
+    let s = r.state(&id);
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["pid"], pid);
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["bundle"], r.bundle().to_str().unwrap());
+    assert!(s["ociVersion"].as_str().unwrap().starts_with("1."));
+    assert!(s["annotations"].is_object());
+
+    r.run(&["start", &id]).ok();
+    r.wait_status(&id, "running");
+    // The init is the container's sleep, in its own PID namespace.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"sleep\x00100"), "{cmdline:?}");
+
+    // list: table, json, quiet.
+    let table = r.run(&["list"]).ok().to_string();
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(table.contains(&id) && table.contains("running"), "{table}");
+    let json: Value = serde_json::from_str(r.run(&["list", "--format", "json"]).ok()).unwrap();
+    assert_eq!(json[0]["id"], id.as_str());
+    assert_eq!(r.run(&["list", "-q"]).ok().trim(), id);
+
+    // ps: the init's PID.
+    let pids: Vec<i32> =
+        serde_json::from_str(r.run(&["ps", "--format", "json", &id]).ok()).unwrap();
+    assert_eq!(pids, vec![pid]);
+    let ps = r.run(&["ps", &id]).ok().to_string();
+    assert!(ps.lines().next().unwrap().contains("PID"), "{ps}");
+    assert!(ps.contains("sleep 100"), "{ps}");
+
+    // delete refuses a running container without --force.
+    r.run(&["delete", &id])
+        .fails(1, &["cannot delete container", "not stopped"]);
+
+    r.run(&["kill", &id, "KILL"]).ok();
+    r.wait_status(&id, "stopped");
+    assert_eq!(r.state(&id)["pid"], 0);
+    r.run(&["kill", &id, "TERM"])
+        .fails(1, &["container not running"]);
+    r.run(&["delete", &id]).ok();
+    r.run(&["state", &id])
+        .fails(1, &["container does not exist"]);
+    assert!(!r.root().join(&id).exists());
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+}
+
+#[test]
+fn run_exits_with_the_containers_status() {
+    let r = Runc::new();
+    r.set_args(&["sh", "-c", "echo hello from $(cat /proc/self/comm); exit 7"]);
+    let id = cid("run");
+    let out = r.run(&["run", "--bundle", r.bundle().to_str().unwrap(), &id]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(out.stdout, "hello from cat\n");
+    // Deleted after the foreground run.
+    assert!(!r.root().join(&id).exists());
+    r.set_args(&["true"]);
+    let out = r.run(&["run", "-b", r.bundle().to_str().unwrap(), &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Output to /dev/null works (libcontainer's reopen bug is worked around).
+    r.set_args(&["sh", "-c", "echo discarded && exit 3"]);
+    let status = r
+        .cmd(&["run", "-b", r.bundle().to_str().unwrap(), &id])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
+fn run_detached_then_exec_pause_resume_update_events() {
+    let r = Runc::new();
+    let id = cid("exec");
+    let pid_file = r.dir.path().join("run.pid");
+    r.run_keeping_stdio(&[
+        "run",
+        "-d",
+        "-b",
+        r.bundle().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+    r.wait_status(&id, "running");
+
+    // exec, flag form: environment, cwd, user, exit status.
+    let out = r.run(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "--cwd",
+        "/bin",
+        "-u",
+        "1000:1001",
+        &id,
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u):$(id -g); exit 5",
+    ]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(out.stdout, "hi /bin 1000:1001\n");
+
+    // exec --process, detached with a pid file.
+    let process = r.dir.path().join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::json!({
+            "args": ["sleep", "50"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}, "terminal": false
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let exec_pid = r.dir.path().join("exec.pid");
+    r.run_keeping_stdio(&[
+        "exec",
+        "--process",
+        process.to_str().unwrap(),
+        "--detach",
+        "--pid-file",
+        exec_pid.to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+    let exec_pid: i32 = std::fs::read_to_string(&exec_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pids: Vec<i32> = serde_json::from_str(r.run(&["ps", "-f", "json", &id]).ok()).unwrap();
+    assert!(pids.contains(&exec_pid), "{pids:?} lacks {exec_pid}");
+    assert_eq!(pids.len(), 2, "{pids:?}");
+
+    // pause / resume.
+    r.run(&["pause", &id]).ok();
+    assert_eq!(r.state(&id)["status"], "paused");
+    r.run(&["exec", &id, "true"]).fails(1, &["paused"]);
+    r.run(&["resume", &id]).ok();
+    assert_eq!(r.state(&id)["status"], "running");
+
+    // update: a pids limit through the cgroup manager; events --stats shows it.
+    r.run(&["update", "--pids-limit", "77", &id]).ok();
+    let ev: Value = serde_json::from_str(r.run(&["events", "--stats", &id]).ok()).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    assert_eq!(ev["data"]["pids"]["limit"], 77, "{ev}");
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 2, "{ev}");
+
+    // kill --all reaches the exec'd process too.
+    r.run(&["kill", "--all", &id, "9"]).ok();
+    r.wait_status(&id, "stopped");
+    r.run(&["delete", &id]).ok();
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+}
+
+#[test]
+fn bad_inputs_get_runcs_messages_and_leave_nothing() {
+    let r = Runc::new();
+    let bundle = r.bundle();
+    let b = bundle.to_str().unwrap();
+
+    // Unknown container.
+    for args in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope"],
+        vec!["delete", "nope"],
+        vec!["pause", "nope"],
+        vec!["exec", "nope", "true"],
+    ] {
+        r.run(&args).fails(1, &["container does not exist"]);
+    }
+    r.run(&["delete", "--force", "nope"]).ok();
+
+    // Malformed config.json.
+    let id = cid("bad");
+    let good = std::fs::read(bundle.join("config.json")).unwrap();
+    std::fs::write(bundle.join("config.json"), b"{\"ociVersion\": \"1.0.2\", ").unwrap();
+    r.run(&["create", "-b", b, &id])
+        .fails(1, &["config.json", "invalid runtime spec"]);
+    // A version this runtime does not implement.
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
+    r.edit_spec(&bundle, |s| s["ociVersion"] = "2.0.0".into());
+    r.run(&["create", "-b", b, &id])
+        .fails(1, &["unsupported runtime spec version", "2.0.0"]);
+    // A missing rootfs.
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
+    r.edit_spec(&bundle, |s| s["root"]["path"] = "missing".into());
+    r.run(&["create", "-b", b, &id])
+        .fails(1, &["rootfs", "does not exist"]);
+    // No config.json at all.
+    r.run(&["create", "-b", r.dir.path().to_str().unwrap(), &id])
+        .fails(1, &["JSON specification file", "not found"]);
+    // A process that cannot start: create fails and cleans up after itself.
+    std::fs::write(bundle.join("config.json"), &good).unwrap();
+    r.set_args(&["/no/such/program"]);
+    let out = r.run_keeping_stdio(&["create", "-b", b, &id]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!r.root().join(&id).exists());
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+    assert_eq!(r.run(&["list", "-q"]).ok(), "");
+
+    // A second create with the same ID.
+    r.set_args(&["sleep", "100"]);
+    r.create(&id);
+    r.run_keeping_stdio(&["create", "-b", b, &id])
+        .fails(1, &[&format!("container with id exists: {id}")]);
+    // An unknown signal.
+    r.run(&["kill", &id, "SIGFOO"])
+        .fails(1, &["unknown signal", "SIGFOO"]);
+    r.run(&["delete", &id]).ok();
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+
+    // Unsupported verbs say so.
+    r.run(&["checkpoint", &id]).fails(1, &["not supported"]);
+    r.run(&["spec", "--bundle", b])
+        .fails(1, &["config.json exists"]);
+}
+
+#[test]
+fn json_log_lines_for_the_shim() {
+    let r = Runc::new();
+    let log = r.dir.path().join("log.json");
+    let out = r.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "ghost",
+    ]);
+    out.fails(1, &["container does not exist"]);
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container does not exist");
+    assert!(line["time"].as_str().unwrap().contains('T'));
+    // Without --log, logrus' text line on stderr.
+    let out = r.run(&["state", "ghost"]);
+    out.fails(1, &["level=error msg=\"container does not exist\""]);
+}
+
+#[test]
+fn berth_runtime_subcommand_and_features() {
+    let r = Runc::new();
+    let out: Run = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["runtime", "--root"])
+        .arg(r.root())
+        .arg("features")
+        .output()
+        .unwrap()
+        .into();
+    let f: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["linux"]["namespaces"].as_array().unwrap().len() >= 6);
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(r.bundle().join("config.json")).unwrap()).unwrap();
+    assert!(spec["ociVersion"].as_str().unwrap().starts_with("1."));
+    assert_eq!(spec["root"]["path"], "rootfs");
+    r.run(&["spec", "--rootless", "-b", "/tmp"])
+        .fails(1, &["not supported"]);
+}
+
+#[test]
+fn terminal_goes_over_the_console_socket() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::net::UnixListener;
+    let r = Runc::new();
+    r.edit_spec(&r.bundle(), |s| {
+        s["process"]["terminal"] = true.into();
+        s["process"]["args"] = serde_json::json!(["sh", "-c", "tty; sleep 100"]);
+    });
+    let id = cid("tty");
+    // Without a console socket, a terminal container cannot be created detached.
+    r.run_keeping_stdio(&["create", "-b", r.bundle().to_str().unwrap(), &id])
+        .fails(1, &["console"]);
+    assert!(!r.root().join(&id).exists());
+
+    let sock = r.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(r) = c {
+                fds.extend(r);
+            }
+        }
+        assert_eq!(fds.len(), 1, "one fd over SCM_RIGHTS");
+        // SAFETY: the fd was just received and is owned by nothing else.
+        unsafe { OwnedFd::from_raw_fd(fds[0]) }
+    });
+    r.run_keeping_stdio(&[
+        "create",
+        "-b",
+        r.bundle().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+    let master = receiver.join().unwrap();
+    r.run(&["start", &id]).ok();
+    let mut tty = std::fs::File::from(master);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    use std::io::Read;
+    while !String::from_utf8_lossy(&got).contains('\n') {
+        let n = tty.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("/dev/pts/"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    r.run(&["delete", "--force", &id]).ok();
+}

@@ -125,6 +125,9 @@ fn ctrl_c_stops_a_foreground_container() {
     let mut first = [0u8; 6];
     std::io::Read::read_exact(&mut out, &mut first).unwrap();
     assert_eq!(&first, b"ready\n");
+    // As a user's Ctrl-C comes: not in the very instant the output appears (the docker CLI
+    // sets its signal forwarding up around the start, and a loaded machine can delay that).
+    std::thread::sleep(Duration::from_millis(500));
     let _ = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();

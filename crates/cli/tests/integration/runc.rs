@@ -496,3 +496,146 @@ fn terminal_goes_over_the_console_socket() {
     );
     r.run(&["delete", "--force", &id]).ok();
 }
+
+/// A containerd of the test's own (Debian's 1.6, its own root, state and socket), stopped
+/// when dropped.
+struct Containerd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-ctd-")
+            .tempdir()
+            .unwrap();
+        let p = dir.path();
+        std::fs::write(
+            p.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{0}/ctd.sock\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+                p.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(p.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p.join("containerd.log")).unwrap())
+            .spawn()
+            .expect("start containerd (Debian package containerd)");
+        let c = Containerd { child, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !c.ctr(&["version"]).code.eq(&0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Run {
+        Command::new("ctr")
+            .arg("-a")
+            .arg(self.dir.path().join("ctd.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Shims outlive containerd: they go with their tasks, which the test removed.
+    }
+}
+
+/// The proof with a real peer: containerd's runc shim drives `berth-runc` (its
+/// `--runc-binary`) for run, exit codes, exec, pause/resume, metrics and kill.
+#[test]
+fn containerd_runs_containers_through_berth_runc() {
+    let b = crate::common::Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let r = Runc::new();
+    let c = Containerd::start();
+    let archive = r.dir.path().join("busybox.tar");
+    b.run(&["save", "-o", archive.to_str().unwrap(), "busybox"])
+        .ok();
+    c.ctr(&["image", "import", archive.to_str().unwrap()]).ok();
+    let runc = r.dir.path().join("berth-runc");
+    let runc = runc.to_str().unwrap();
+    let image = "docker.io/library/busybox:latest";
+    let task = |name: &str| format!("ctd-{}-{name}", std::process::id());
+    let hi = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        runc,
+        image,
+        &task("hi"),
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(hi.ok(), "hi\n");
+    let code = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        runc,
+        image,
+        &task("code"),
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(code.code, 7, "{}", code.stderr);
+    let bg = task("bg");
+    c.ctr(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        runc,
+        image,
+        &bg,
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let exec = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &bg,
+        "sh",
+        "-c",
+        "echo in-exec; exit 4",
+    ]);
+    assert_eq!((exec.code, exec.stdout.as_str()), (4, "in-exec\n"));
+    c.ctr(&["task", "pause", &bg]).ok();
+    assert!(c.ctr(&["task", "ls"]).ok().contains("PAUSED"));
+    c.ctr(&["task", "resume", &bg]).ok();
+    assert!(c
+        .ctr(&["task", "metrics", &bg])
+        .ok()
+        .contains("memory.usage_in_bytes"));
+    c.ctr(&["task", "kill", "-s", "KILL", &bg]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.ctr(&["task", "ls"]).ok().contains("RUNNING") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    c.ctr(&["task", "rm", &bg]).ok();
+    c.ctr(&["container", "rm", &bg]).ok();
+}

@@ -639,3 +639,115 @@ fn containerd_runs_containers_through_berth_runc() {
     c.ctr(&["task", "rm", &bg]).ok();
     c.ctr(&["container", "rm", &bg]).ok();
 }
+
+/// Debian's dockerd (20.10) with `--add-runtime berth=<berth-runc>`, on a socket, data root
+/// and exec root of the test's own, without touching the host's networking (no bridge, no
+/// iptables): `docker run --runtime berth` for output, exit codes, a server answering on
+/// the host network, exec, logs, stats and stop; and the same capability and seccomp lines
+/// as under `--runtime runc`.
+#[test]
+fn dockerd_runs_containers_through_berth_runc() {
+    let b = crate::common::Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let r = Runc::new();
+    let d = r.dir.path();
+    let archive = d.join("busybox.tar");
+    b.run(&["save", "-o", archive.to_str().unwrap(), "busybox"])
+        .ok();
+    let socket = d.join("docker.sock");
+    let mut dockerd = Command::new("dockerd")
+        .args(["--iptables=false", "--bridge=none", "--add-runtime"])
+        .arg(format!("berth={}", d.join("berth-runc").display()))
+        .arg("--data-root")
+        .arg(d.join("data"))
+        .arg("--exec-root")
+        .arg(d.join("exec"))
+        .arg("--pidfile")
+        .arg(d.join("docker.pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("dockerd.log")).unwrap())
+        .spawn()
+        .expect("start dockerd (Debian package docker.io)");
+    let docker = |args: &[&str]| -> Run {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DOCKER_CONFIG", d.join("docker-cli"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while docker(&["info"]).code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dockerd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        docker(&["load", "-i", archive.to_str().unwrap()]).ok();
+        let run = |args: &[&str]| docker(&[&["run", "--runtime", "berth", "--rm"], args].concat());
+        assert_eq!(run(&["busybox", "echo", "hi"]).ok(), "hi\n");
+        assert_eq!(run(&["busybox", "sh", "-c", "exit 5"]).code, 5);
+        let status = |runtime: &str| {
+            docker(&[
+                "run",
+                "--runtime",
+                runtime,
+                "--rm",
+                "busybox",
+                "grep",
+                "-E",
+                "^(CapEff|CapBnd|Seccomp):",
+                "/proc/self/status",
+            ])
+            .ok()
+            .to_string()
+        };
+        assert_eq!(status("berth"), status("runc"));
+        let port = crate::common::free_port().to_string();
+        docker(&[
+            "run",
+            "--runtime",
+            "berth",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            &format!(
+                "echo served > /tmp/i; echo started; exec httpd -f -p 127.0.0.1:{port} -h /tmp"
+            ),
+        ])
+        .ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut answer = None;
+        while answer.is_none() && std::time::Instant::now() < deadline {
+            answer = crate::common::http_get(&format!("http://127.0.0.1:{port}/i"));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(answer.as_deref(), Some("served\n"));
+        assert_eq!(docker(&["logs", "web"]).ok(), "started\n");
+        let exec = docker(&["exec", "web", "sh", "-c", "echo in-exec; exit 6"]);
+        assert_eq!((exec.code, exec.stdout.as_str()), (6, "in-exec\n"));
+        assert!(docker(&["stats", "--no-stream", "web"])
+            .ok()
+            .contains("web"));
+        docker(&["stop", "-t", "1", "web"]).ok();
+        docker(&["rm", "web"]).ok();
+    }));
+    let _ = Command::new("kill")
+        .args(["-TERM", &dockerd.id().to_string()])
+        .status();
+    let _ = dockerd.wait();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -12,8 +12,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Packages with services (docker.io, containerd) are installed as tools for tests that
+  # start their own instances: no service may start on this machine (a dockerd of the
+  # system's would change its firewall).
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1
+  fi
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}"
+  [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # testcontainers (one of the Engine API's judges) is not packaged by Debian: from PyPI, into

@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}"
-  [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+  if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # testcontainers (one of the Engine API's judges) is not packaged by Debian: from PyPI, into

@@ -26,6 +26,7 @@ mod attach;
 mod containers;
 mod create;
 mod error;
+mod events;
 mod exec;
 mod http;
 mod images;

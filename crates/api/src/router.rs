@@ -62,7 +62,7 @@ pub async fn route(
         ["_ping"] if get || method == Method::HEAD => crate::server::ping(&method),
         ["version"] if get => s::version(),
         ["info"] if get => s::info(ctx).await,
-        ["events"] if get => s::events(ctx).await,
+        ["events"] if get => crate::events::events(ctx).await,
         ["system", "df"] if get => s::df(ctx).await,
 
         ["containers", "create"] if post => c::create(ctx, req).await,

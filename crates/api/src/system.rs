@@ -1,11 +1,8 @@
 //! `/version`, `/info`, `/events`, `/system/df`: what clients ask to learn about the server.
 
-use std::time::Duration;
-
-use hyper::StatusCode;
 use serde_json::json;
 
-use crate::http::{blocking, ok, stream, Reply};
+use crate::http::{blocking, ok, Reply};
 use crate::router::Ctx;
 use crate::server::{API_VERSION, MIN_API_VERSION};
 
@@ -133,22 +130,6 @@ pub async fn info(ctx: Ctx) -> Reply {
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     }))
-}
-
-/// `GET /events`: berth keeps no event log yet, so the stream stays open and quiet until
-/// the client leaves (or at once when `until` is given), which is what clients that only
-/// watch for some event need.
-pub async fn events(ctx: Ctx) -> Reply {
-    let until = ctx.query.get("until").is_some_and(|u| !u.is_empty());
-    let (reply, tx) = stream(StatusCode::OK, "application/json");
-    if !until {
-        tokio::spawn(async move {
-            while !tx.is_closed() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-    }
-    reply
 }
 
 /// `GET /system/df`.

@@ -624,3 +624,60 @@ fn attach_streams_stdin_and_detaches_on_the_sequence() {
     );
     b.run(&["rm", "-f", "term"]).ok();
 }
+
+/// `docker events` sees a container's life, whoever drives it (here the berth CLI), and
+/// `--until` ends the stream.
+#[test]
+fn events_report_a_containers_life() {
+    let b = Berth::new();
+    let s = b.serve();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let watcher = s
+        .client(
+            "docker",
+            &[
+                "events",
+                "--filter",
+                "type=container",
+                "--filter",
+                "container=evented",
+                "--format",
+                "{{.Action}} {{.Actor.Attributes.name}}",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    b.run(&[
+        "run", "--rm", "--name", "evented", "busybox", "sh", "-c", "exit 3",
+    ])
+    .fails(3, &[]);
+    b.run(&["run", "--rm", "--name", "other", "busybox", "true"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &watcher.id().to_string()])
+        .status();
+    let out = watcher.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let actions: Vec<&str> = seen.lines().collect();
+    // A short container may be created and started between two looks: both are reported.
+    assert_eq!(
+        actions,
+        [
+            "create evented",
+            "start evented",
+            "die evented",
+            "destroy evented"
+        ],
+        "{seen}"
+    );
+    let until = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .timestamp()
+        .to_string();
+    let started = Instant::now();
+    s.docker(&["events", "--until", &until]).ok();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

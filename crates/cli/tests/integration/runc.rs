@@ -597,6 +597,25 @@ fn containerd_runs_containers_through_berth_runc() {
         "exit 7",
     ]);
     assert_eq!(code.code, 7, "{}", code.stderr);
+    // A terminal (the shim asks for a console socket), driven through a pty by `script`.
+    let tty = Command::new("script")
+        .arg("-eqc")
+        .arg(format!(
+            "ctr -a {} run --rm -t --runc-binary {runc} {image} {} sh -c 'tty; exit 3'",
+            c.dir.path().join("ctd.sock").display(),
+            task("tty")
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        tty.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&tty.stderr)
+    );
+    assert!(String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"));
     let bg = task("bg");
     c.ctr(&[
         "run",
@@ -709,6 +728,23 @@ fn dockerd_runs_containers_through_berth_runc() {
             .to_string()
         };
         assert_eq!(status("berth"), status("runc"));
+        // -it through a pty (`script`), as a user at a terminal.
+        let tty = Command::new("script")
+            .arg("-eqc")
+            .arg("docker run --runtime berth --rm -it busybox sh -c 'tty; exit 2'")
+            .arg("/dev/null")
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DOCKER_CONFIG", d.join("docker-cli"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            tty.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&tty.stderr)
+        );
+        assert!(String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"));
         let port = crate::common::free_port().to_string();
         docker(&[
             "run",

@@ -787,3 +787,57 @@ fn dockerd_runs_containers_through_berth_runc() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// The known escapes, against the runc command line itself (the same runtime code as
+/// `berth run`): a working directory through a leaked descriptor (CVE-2024-21626) reads
+/// nothing of the host, processes inside cannot write the host's binary through
+/// /proc/PID/exe while it execs into them (CVE-2019-5736), and an exec'd process holds no
+/// descriptor beyond its stdio.
+#[test]
+fn runc_mode_keeps_the_known_escapes_closed() {
+    let r = Runc::new();
+    let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    for n in 3..10 {
+        let id = cid(&format!("fd{n}"));
+        r.edit_spec(&r.bundle(), |s| {
+            s["process"]["cwd"] = format!("/proc/self/fd/{n}").into();
+            s["process"]["args"] = serde_json::json!(["cat", "../../../../../etc/hostname"]);
+        });
+        let out = r.run(&["run", "--bundle", r.bundle().to_str().unwrap(), &id]);
+        assert!(
+            host_name.trim().is_empty() || !out.stdout.contains(host_name.trim()),
+            "cwd /proc/self/fd/{n} read the host's hostname"
+        );
+        let _ = r.run(&["delete", "--force", &id]);
+    }
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_berth"));
+    let before = std::fs::metadata(exe).unwrap();
+    let id = cid("evil");
+    r.edit_spec(&r.bundle(), |s| {
+        s["root"]["readonly"] = false.into();
+        s["process"]["cwd"] = "/".into();
+        s["process"]["args"] = serde_json::json!([
+            "sh", "-c",
+            "while true; do for p in /proc/[0-9]*; do echo pwned 2>/dev/null >> $p/exe && echo WROTE $p >> /wrote; done; done"
+        ]);
+    });
+    r.run_keeping_stdio(&["run", "-d", "--bundle", r.bundle().to_str().unwrap(), &id])
+        .ok();
+    for _ in 0..20 {
+        r.run(&["exec", &id, "true"]).ok();
+    }
+    // The loop does run and can write where it may.
+    r.run(&["exec", &id, "sh", "-c", "echo probe > /probe && cat /probe"])
+        .ok();
+    let wrote = r.run(&["exec", &id, "sh", "-c", "cat /wrote 2>/dev/null; true"]);
+    assert_eq!(wrote.ok(), "", "a process wrote through /proc/PID/exe");
+    let fds = r.run(&["exec", &id, "ls", "/proc/self/fd"]);
+    let n: Vec<&str> = fds.ok().split_whitespace().collect();
+    assert!(n.len() <= 4, "{n:?}");
+    let after = std::fs::metadata(exe).unwrap();
+    assert_eq!(
+        (before.len(), before.modified().unwrap()),
+        (after.len(), after.modified().unwrap())
+    );
+    r.run(&["delete", "--force", &id]).ok();
+}

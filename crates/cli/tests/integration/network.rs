@@ -182,12 +182,17 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
         .ok()
         .trim()
         .to_string();
-    // By name and by alias, both ways; and the published port answers on the host.
-    assert_eq!(
-        b.run(&["exec", "db", "wget", "-qO-", "http://web:8080/"])
-            .ok(),
-        "[1,2,3]\n"
-    );
+    // By name and by alias, both ways; and the published port answers on the host. The
+    // server in `web` listens a moment after `run -d` returns: asked until it answers.
+    let mut fetched = b.run(&["exec", "db", "wget", "-qO-", "http://web:8080/"]);
+    for _ in 0..50 {
+        if fetched.code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        fetched = b.run(&["exec", "db", "wget", "-qO-", "http://web:8080/"]);
+    }
+    assert_eq!(fetched.ok(), "[1,2,3]\n");
     b.run(&["exec", "web", "ping", "-c1", "-W2", "database"])
         .ok();
     let mut answer = None;

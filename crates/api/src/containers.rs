@@ -597,12 +597,7 @@ pub async fn resize(ctx: Ctx, id: &str) -> Reply {
 /// `X-Docker-Container-Path-Stat` header.
 pub async fn archive_get(ctx: Ctx, id: &str, head: bool) -> Reply {
     let r = find(&ctx, id).await?;
-    let path = ctx
-        .query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad("path is required"))?
-        .to_string();
+    let path = ctx.query.required("path")?.to_string();
     let engine = ctx.engine();
     let (tar, stat) = blocking(move || {
         let mut tar = Vec::new();
@@ -643,12 +638,7 @@ fn path_stat(path: &str) -> Value {
 /// `PUT /containers/{id}/archive?path=`: unpacks the tar body there.
 pub async fn archive_put(ctx: Ctx, req: Request<Incoming>, id: &str) -> Reply {
     let r = find(&ctx, id).await?;
-    let path = ctx
-        .query
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad("path is required"))?
-        .to_string();
+    let path = ctx.query.required("path")?.to_string();
     let body = read_body(req.into_body(), 1 << 30).await?;
     let engine = ctx.engine();
     blocking(move || Ok(engine.copy_in_tar(&r, &path, std::io::Cursor::new(body))?)).await?;

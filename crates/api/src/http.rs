@@ -100,6 +100,13 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
+    /// A parameter the request cannot do without; absent or empty is a 400.
+    pub fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad(format!("{key} is required")))
+    }
+
     /// A boolean parameter as Docker reads them: `1`, `true`, `True` are true; absent,
     /// empty, `0`, `false` are false.
     pub fn flag(&self, key: &str) -> bool {

@@ -242,20 +242,24 @@ impl Out {
     }
 }
 
+/// The lines of `r` as they come, each with its newline (bytes that are not UTF-8 replaced).
+fn lines(r: impl Read) -> impl Iterator<Item = String> {
+    let mut reader = BufReader::new(r);
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        }
+    })
+}
+
 /// Streams `berth build`'s stdout line by line, noting the RUN step that runs; holds back
 /// "Successfully built" and what follows, which Docker sends after the `aux` line with the
 /// image ID.
 fn read_stdout(stdout: impl Read, out: &Out, running: &Mutex<Option<String>>) -> Vec<String> {
     let mut held = Vec::new();
-    let mut reader = BufReader::new(stdout);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf).into_owned();
+    for line in lines(stdout) {
         if let Some(id) = line.trim().strip_prefix("---> Running in ") {
             *running.lock().expect("running lock") = Some(id.to_string());
         }
@@ -324,15 +328,7 @@ fn names_a_dockerfile_line(line: &str) -> bool {
 /// the error it ends with, if any: from the line where `berth` reports a failure on.
 fn read_stderr(stderr: impl Read, out: &Out) -> String {
     let mut error = String::new();
-    let mut reader = BufReader::new(stderr);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf).into_owned();
+    for line in lines(stderr) {
         let failure = line.starts_with("Error response from daemon: ")
             || line.contains("returned a non-zero code")
             || names_a_dockerfile_line(&line);

@@ -102,30 +102,14 @@ pub fn serve(state: State, listens: Vec<Listen>) -> Result<(), std::io::Error> {
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
                     eprintln!("berth serve: API listening on unix://{}", path.display());
                     sockets.push(path.clone());
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        loop {
-                            match listener.accept().await {
-                                Ok((stream, _)) => connection(state.clone(), stream),
-                                Err(e) => eprintln!("berth serve: accept: {e}"),
-                            }
-                        }
-                    });
+                    accept(state.clone(), Listener::Unix(listener));
                 }
                 Listen::Tcp(addr) => {
                     let listener = tokio::net::TcpListener::bind(addr).await?;
                     eprintln!(
                         "berth serve: WARNING: API listening on tcp://{addr} without TLS or authentication: anyone who reaches it controls this machine as root"
                     );
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        loop {
-                            match listener.accept().await {
-                                Ok((stream, _)) => connection(state.clone(), stream),
-                                Err(e) => eprintln!("berth serve: accept: {e}"),
-                            }
-                        }
-                    });
+                    accept(state.clone(), Listener::Tcp(listener));
                 }
             }
         }
@@ -145,6 +129,27 @@ pub fn serve(state: State, listens: Vec<Listen>) -> Result<(), std::io::Error> {
     // Connections still open (a `logs -f`) are not waited for.
     runtime.shutdown_background();
     Ok(())
+}
+
+/// A bound listener of either kind.
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Accepts clients on `listener` for as long as the server runs.
+fn accept(state: Arc<State>, listener: Listener) {
+    tokio::spawn(async move {
+        loop {
+            let accepted = match &listener {
+                Listener::Unix(l) => l.accept().await.map(|(s, _)| connection(state.clone(), s)),
+                Listener::Tcp(l) => l.accept().await.map(|(s, _)| connection(state.clone(), s)),
+            };
+            if let Err(e) = accepted {
+                eprintln!("berth serve: accept: {e}");
+            }
+        }
+    });
 }
 
 /// Serves one client connection.

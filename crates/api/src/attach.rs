@@ -179,46 +179,23 @@ pub async fn start_with(
         }
     }
     // The record says how the start went; the monitor is reaped when it ends.
-    let outcome = blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = match engine.load(&id) {
-                Ok(r) => r,
-                // A --rm container that already ended (or failed to start) and went.
-                Err(berth_engine::Error::NoSuchContainer(_)) => {
-                    return match engine.last_exit(&id) {
-                        Some((_, Some(message))) => Err(ApiError::internal(message)),
-                        _ => Ok(()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if r.state != berth_engine::State::Created {
-                return match r.error {
-                    Some(e) if !r.is_running() => Err(ApiError::internal(e)),
-                    _ => Ok(()),
-                };
-            }
-            if !alive() || std::time::Instant::now() > deadline {
-                let Ok(r) = engine.load(&id) else {
-                    continue;
-                };
-                return match r.error {
-                    Some(e) => Err(ApiError::internal(e)),
-                    None if r.state == berth_engine::State::Created => {
-                        Err(ApiError::internal(format!("container {id} did not start")))
-                    }
-                    None => Ok(()),
-                };
-            }
-            std::thread::sleep(Duration::from_millis(2));
+    let before = r.clone();
+    let exited = {
+        let monitor = monitor.clone();
+        move || {
+            monitor
+                .lock()
+                .expect("monitor lock")
+                .try_wait()
+                .ok()
+                .flatten()
         }
-    })
-    .await;
+    };
+    let outcome = blocking(move || Ok(engine.await_start(&id, before, exited)?)).await;
     std::thread::spawn(move || {
         let _ = monitor.lock().map(|mut m| m.wait());
     });
-    outcome
+    outcome.map(|_| ())
 }
 
 /// Connects to the monitor's attach socket, waiting for it to appear while `alive` says the

@@ -259,9 +259,7 @@ pub async fn pause(ctx: Ctx, id: &str, pause: bool) -> Reply {
 pub async fn rename(ctx: Ctx, id: &str) -> Reply {
     let name = ctx
         .query
-        .get("name")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad("a new name is required"))?
+        .required("name")?
         .trim_start_matches('/')
         .to_string();
     let (engine, id) = (ctx.engine(), id.to_string());

@@ -163,13 +163,28 @@ impl Engine {
         // Blocks until the monitor says the container runs, or it (and every process that
         // inherited the pipe) is gone; the record then says which. No polling meanwhile.
         let _ = std::io::Read::read(&mut started, &mut [0u8; 1]);
+        let result = self.await_start(id, before, || child.try_wait().ok().flatten());
+        // Reap the monitor's zombie later: it is our child only for the CLI's life.
+        std::thread::spawn(move || child.wait());
+        result
+    }
+
+    /// After a monitor was spawned for container `id` (whose record was `before`), waits
+    /// until its record says how the start went: the running record, or why it could not
+    /// start (`docker run`'s exit code with it). `exited` tells whether the monitor is gone
+    /// (killed, or unable to open the store) before it wrote anything. A `--rm` container
+    /// may be gone already: what its monitor left behind tells.
+    pub fn await_start(
+        &self,
+        id: &str,
+        before: ContainerRecord,
+        mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
+    ) -> Result<ContainerRecord, Error> {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let r = match self.load(id) {
                 Ok(r) => r,
-                // A --rm container that already ended (or failed to start) and went.
                 Err(Error::NoSuchContainer(_)) => {
-                    std::thread::spawn(move || child.wait());
                     return match self.last_exit(id) {
                         Some((code, Some(message))) => Err(Error::StartFailed { message, code }),
                         _ => Ok(before),
@@ -184,14 +199,11 @@ impl Engine {
                         code: r.exit_code.unwrap_or(125),
                     });
                 }
-                // Reap the monitor's zombie later: it is our child only for the CLI's life.
-                std::thread::spawn(move || child.wait());
                 return Ok(r);
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                // Died before writing anything (killed, or could not open the store).
-                let r = self.load(id)?;
-                if r.state == State::Created {
+            if let Some(status) = exited() {
+                // Died before writing anything; look once more in case it just did.
+                if self.load(id).is_ok_and(|r| r.state == State::Created) {
                     return Err(Error::StartFailed {
                         message: format!("container monitor exited with {status}"),
                         code: 125,

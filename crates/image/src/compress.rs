@@ -74,28 +74,17 @@ mod tests {
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
         xz.write_all(&data).unwrap();
         let xz = xz.finish().unwrap();
-        for blob in [&data, &gz, &zst] {
+        let all = |mut r: Box<dyn Read + Send + '_>| {
             let mut out = Vec::new();
-            decompress_archive(&blob[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert_eq!(out, data);
+            r.read_to_end(&mut out).unwrap();
+            out
+        };
+        for blob in [&data, &gz, &zst, &bz, &xz] {
+            assert_eq!(all(decompress_archive(&blob[..]).unwrap()), data);
         }
         for blob in [&bz, &xz] {
-            let mut out = Vec::new();
-            decompress_archive(&blob[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert_eq!(out, data);
             // Not a layer format: read as a plain tar, which it is not.
-            let mut raw = Vec::new();
-            decompress(&blob[..])
-                .unwrap()
-                .read_to_end(&mut raw)
-                .unwrap();
-            assert_eq!(&raw, blob);
+            assert_eq!(&all(decompress(&blob[..]).unwrap()), blob);
         }
         for blob in [data.clone(), gz, zst] {
             let mut out = Vec::new();

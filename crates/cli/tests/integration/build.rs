@@ -7,6 +7,16 @@ use crate::common::{http_get, Berth};
 
 mod bad_input;
 
+/// Builds the Dockerfile `df` in the context `ctx` as `bad`: it must fail (exit 1) naming
+/// every one of `needles`, and tag nothing.
+fn fails_untagged(b: &Berth, ctx: &std::path::Path, df: &str, needles: &[&str]) {
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    b.run(&["build", "-t", "bad", ctx.to_str().unwrap()])
+        .fails(1, needles);
+    b.run(&["image", "inspect", "bad"])
+        .fails(1, &["No such image"]);
+}
+
 fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -339,12 +349,7 @@ fn multi_stage_builds_copy_from_stages_and_images_and_skip_the_rest() {
     assert!(!out.contains("COPY --from"), "{out}");
     assert_eq!(sh(&b, "upto", "cat /second /out/result"), "second\nbuilt\n");
     // A link in a stage that climbs out of it resolves inside the stage, not on the host.
-    let bad = |df: &str, needles: &[&str]| {
-        std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
-        b.run(&["build", "-t", "bad", dir]).fails(1, needles);
-        b.run(&["image", "inspect", "bad"])
-            .fails(1, &["No such image"]);
-    };
+    let bad = |df: &str, needles: &[&str]| fails_untagged(&b, ctx.path(), df, needles);
     bad(
         "FROM busybox AS a\nRUN ln -s ../../../../etc/passwd-nothing /evil\nFROM busybox\nCOPY --from=a /evil /e\n",
         &["file not found", "/evil"],
@@ -489,12 +494,7 @@ fn copy_and_add_flags_archives_and_urls() {
         ),
         "app\n755 root\n600 root\n644 root\n644 nobody\nx\nx\nfiles.tar.gz\ndownloaded\n600\nx\nx\n"
     );
-    let bad = |df: String, needles: &[&str]| {
-        std::fs::write(p("Dockerfile"), df).unwrap();
-        b.run(&["build", "-t", "bad", dir]).fails(1, needles);
-        b.run(&["image", "inspect", "bad"])
-            .fails(1, &["No such image"]);
-    };
+    let bad = |df: String, needles: &[&str]| fails_untagged(&b, ctx.path(), &df, needles);
     bad(
         "FROM busybox\nCOPY --chmod=abc a.txt /\n".into(),
         &["invalid --chmod=abc"],
@@ -586,12 +586,7 @@ fn run_mounts_cache_bind_tmpfs_and_secrets() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&grep.stdout), "");
-    let bad = |df: &str, needles: &[&str]| {
-        std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
-        b.run(&["build", "-t", "bad", dir]).fails(1, needles);
-        b.run(&["image", "inspect", "bad"])
-            .fails(1, &["No such image"]);
-    };
+    let bad = |df: &str, needles: &[&str]| fails_untagged(&b, ctx.path(), df, needles);
     bad(
         "FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
         &[

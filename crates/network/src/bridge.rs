@@ -360,7 +360,7 @@ impl Bridge {
             context: format!("finding the bridge {}", self.ifname),
             source,
         })?;
-        host.add_veth(&veth, endpoint.ifname, &ns_fd, bridge)?;
+        host.add_veth(&veth, endpoint.ifname, addr, &ns_fd, bridge)?;
         inside.add_address(endpoint.ifname, addr, self.ipam.subnet.prefix)?;
         inside.set_up(endpoint.ifname)?;
         inside.set_up("lo")?;

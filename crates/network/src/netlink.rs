@@ -116,13 +116,17 @@ impl Netlink {
         }
     }
 
-    /// Creates the veth pair `host`/`peer`, the peer in the namespace `netns`, the host end
-    /// enslaved to `bridge` and up (`ip link add HOST master BRIDGE up type veth peer name
-    /// PEER netns NS`).
+    /// Creates the veth pair `host`/`peer`, the peer in the namespace `netns` with the MAC
+    /// address Docker derives from its IP (`02:42:` then the address's four bytes), the host
+    /// end enslaved to `bridge` and up (`ip link add HOST master BRIDGE up type veth peer
+    /// name PEER netns NS address MAC`). A derived MAC keeps the host's neighbour entry for
+    /// a reused address right: with a random one, traffic to a new container that got a
+    /// departed one's address went to the old MAC until the entry expired.
     pub(crate) fn add_veth(
         &mut self,
         host: &str,
         peer: &str,
+        peer_ip: Ipv4Addr,
         netns: &OwnedFd,
         bridge: u32,
     ) -> Result<(), crate::Error> {
@@ -130,6 +134,10 @@ impl Netlink {
         peer_msg
             .attributes
             .push(LinkAttribute::IfName(peer.to_string()));
+        let ip = peer_ip.octets();
+        peer_msg.attributes.push(LinkAttribute::Address(vec![
+            0x02, 0x42, ip[0], ip[1], ip[2], ip[3],
+        ]));
         peer_msg
             .attributes
             .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));

@@ -74,6 +74,19 @@ fn published_ports_answer_and_vanish_with_the_container() {
         "{}",
         lines[1]
     );
+    // Its MAC is Docker's, derived from its address (02:42 then the four bytes), so the
+    // host's neighbour entry stays right when a later container gets the same address.
+    let mac = b.run(&[
+        "run", "--rm", "busybox", "sh", "-c",
+        "ip -4 -o addr show eth0 | sed 's/.*inet \\([0-9.]*\\).*/\\1/'; cat /sys/class/net/eth0/address",
+    ]);
+    let mac_lines: Vec<&str> = mac.ok().lines().collect();
+    let ip: std::net::Ipv4Addr = mac_lines[0].parse().unwrap();
+    let o = ip.octets();
+    assert_eq!(
+        mac_lines[1],
+        format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    );
     // The port is taken now: Docker's message, exit 125, nothing left by the refused one.
     b.run(&["run", "--rm", "-p", &publish, "busybox", "true"])
         .fails(

@@ -2,22 +2,31 @@
 # OCI runtime benchmark on one raw bundle (busybox-static rootfs, `true`): `berth-runc run`
 # vs `runc run` vs `crun run`, median wall time of N runs each, and the ratios to crun.
 # crun 1.8 refuses this host's hybrid cgroup layout unless hugetlb is mounted, so the script
-# mounts it when missing. Usage: bench/runc.sh [--runs N] [--debug]   (--debug: skip the
-# release build and time target/debug/berth)
+# mounts it when missing. With --with-docker, also `docker run --runtime R --rm busybox true`
+# for R = berth, runc, crun under one dockerd (Debian's docker.io 20.10, started here on its
+# own socket and data root, no bridge or iptables; the image is the bundle's rootfs, imported).
+# Usage: bench/runc.sh [--runs N] [--debug] [--with-docker]   (--debug: skip the release
+# build and time target/debug/berth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=30; PROFILE=release
+RUNS=30; PROFILE=release; WITH_DOCKER=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2;;
     --debug) PROFILE=debug; shift;;
+    --with-docker) WITH_DOCKER=1; shift;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 bash scripts/packages.sh >&2
 if [ "$PROFILE" = release ]; then cargo build --release --locked >&2; else cargo build >&2; fi
 work=$(mktemp -d /var/tmp/berth-runcbench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+dockerd_pid=
+cleanup() {
+  if [ -n "$dockerd_pid" ]; then kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 ln -s "$PWD/target/$PROFILE/berth" "$work/berth-runc"
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/"
@@ -50,5 +59,25 @@ echo "runtime run of one bundle (true), median of $RUNS, $PROFILE berth:"
 for r in berth-runc runc crun; do
   v=${res[$r]}
   if [ "$v" = - ] || [ "${res[crun]}" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/${res[crun]}:.2f}')"); fi
+  printf '  %-11s %8s µs   x crun: %s\n' "$r" "$v" "$ratio"
+done
+
+[ $WITH_DOCKER = 1 ] || exit 0
+dockerd --iptables=false --bridge=none --add-runtime "berth=$work/berth-runc" \
+  --add-runtime crun=/usr/bin/crun --data-root "$work/docker" --exec-root "$work/docker-exec" \
+  --pidfile "$work/docker.pid" -H "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+export DOCKER_HOST="unix://$work/docker.sock" DOCKER_CONFIG="$work/docker-cli"
+for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+tar -C "$work/bundle/rootfs" -c . | docker import - berth-bench-busybox >/dev/null
+in_docker() { # $1: runtime, $2: the index median_us appends (unused)
+  docker run --runtime "$1" --rm --network none berth-bench-busybox /bin/true
+}
+declare -A dres
+for r in berth runc crun; do dres[$r]=$(median_us in_docker "$r") || dres[$r]=-; done
+echo "docker run --runtime R --rm busybox true under one dockerd, median of $RUNS:"
+for r in berth runc crun; do
+  v=${dres[$r]}
+  if [ "$v" = - ] || [ "${dres[crun]}" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/${dres[crun]}:.2f}')"); fi
   printf '  %-11s %8s µs   x crun: %s\n' "$r" "$v" "$ratio"
 done

@@ -327,6 +327,14 @@ fn main() -> ExitCode {
     if let Some((program, args)) = runc_args() {
         return ExitCode::from(berth_runtime::cli::main(&program, args));
     }
+    commands()
+}
+
+/// Every command but the monitor's and the runtime's. Not inlined: its frame is kilobytes
+/// (the whole command tree's dispatch), and `main`'s frame sits on the stack of every
+/// resident monitor for the container's life.
+#[inline(never)]
+fn commands() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

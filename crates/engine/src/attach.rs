@@ -150,7 +150,12 @@ pub struct Hub {
     listener: UnixListener,
     path: PathBuf,
     clients: Mutex<Vec<UnixStream>>,
+    /// Where clients' input and resizes go, once [`Hub::serve`] is called.
+    handlers: std::sync::OnceLock<Handlers>,
 }
+
+/// A client's input and terminal size, as [`Hub::serve`] was given them.
+type Handlers = (Input, Arc<dyn Fn(u16, u16) + Send + Sync>);
 
 impl Hub {
     /// Listens for clients of container `id`. Made before the container starts, so a
@@ -168,6 +173,7 @@ impl Hub {
             listener,
             path,
             clients: Mutex::new(Vec::new()),
+            handlers: std::sync::OnceLock::new(),
         }))
     }
 
@@ -206,11 +212,12 @@ impl Hub {
         Ok(got)
     }
 
-    /// Serves clients from now on (a thread per client for their input), starting with
-    /// `first` if one was waited for (already receiving output). `input` takes stdin
-    /// frames; `resize` applies a size.
+    /// Serves clients from now on, starting with `first` if one was waited for (already
+    /// receiving output): each client's input is read on a thread of its own, new clients
+    /// are taken by [`accept_pending`](Self::accept_pending) when the monitor's loop sees
+    /// the socket readable. `input` takes stdin frames; `resize` applies a size.
     pub fn serve(
-        self: &Arc<Hub>,
+        &self,
         first: Option<UnixStream>,
         input: Input,
         resize: impl Fn(u16, u16) + Send + Sync + 'static,
@@ -222,26 +229,32 @@ impl Hub {
             let (input, resize) = (input.clone(), resize.clone());
             std::thread::spawn(move || client_input(s, input, resize, true));
         }
-        let add = {
-            let hub = self.clone();
-            move |stream: UnixStream| {
-                if let Ok(writer) = stream.try_clone() {
-                    let _ = writer.set_write_timeout(Some(CLIENT_STALL));
-                    hub.clients.lock().expect("clients lock").push(writer);
-                }
-                let (input, resize) = (input.clone(), resize.clone());
-                std::thread::spawn(move || client_input(stream, input, resize, false));
-            }
+        // Non-blocking: the monitor's loop accepts only what poll() announced, and a client
+        // that gave up meanwhile must not stall it.
+        let _ = self.listener.set_nonblocking(true);
+        let _ = self.handlers.set((input, resize));
+    }
+
+    /// The socket clients connect to, for the monitor's poll().
+    pub fn listener(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// Takes the clients waiting on the socket: each gets the output from now on, and a
+    /// thread for its input. Nothing before [`serve`](Self::serve).
+    pub fn accept_pending(&self) {
+        let Some((input, resize)) = self.handlers.get() else {
+            return;
         };
-        let hub = self.clone();
-        std::thread::spawn(move || {
-            for stream in hub.listener.incoming() {
-                match stream {
-                    Ok(s) => add(s),
-                    Err(_) => break,
-                }
+        while let Ok((stream, _)) = self.listener.accept() {
+            let _ = stream.set_nonblocking(false);
+            if let Ok(writer) = stream.try_clone() {
+                let _ = writer.set_write_timeout(Some(CLIENT_STALL));
+                self.clients.lock().expect("clients lock").push(writer);
             }
-        });
+            let (input, resize) = (input.clone(), resize.clone());
+            std::thread::spawn(move || client_input(stream, input, resize, false));
+        }
     }
 
     /// Sends output to every client; one that cannot keep up or went away is dropped.

@@ -347,8 +347,9 @@ impl Engine {
         };
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        // The container itself (what `create` was asked) outlives a power loss, as Docker's.
-        self.write_record(&record, true)?;
+        // The container itself (what `create` was asked) outlives a power loss, as Docker's;
+        // a `--rm` one does not (it is gone when its process is), so it costs no disk flush.
+        self.write_record(&record, !record.options.rm)?;
         Ok(id)
     }
 

@@ -43,6 +43,7 @@ pub mod monitor;
 pub mod networks;
 pub mod options;
 pub mod prune;
+mod pump;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signals;

@@ -3,7 +3,7 @@
 //! read Docker's logs read berth's.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -23,57 +23,74 @@ pub struct Entry {
 /// The longest log record; longer output is split, as by Docker's json-file driver.
 const MAX_LINE: usize = 16 * 1024;
 
-/// Copies a stream of the container into the log, one record per line, until EOF, and
-/// passes every chunk on to the attached clients as it comes.
-pub fn copy_stream(
-    mut from: impl Read,
+/// One stream of the container (stdout, stderr, or a pty's output) on its way into the log,
+/// one record per line, and to the attached clients as each chunk comes. The monitor feeds
+/// it from its single waiting loop ([`crate::pump`]).
+pub struct StreamLog {
     stream: &'static str,
     log: Arc<Mutex<File>>,
     hub: Option<Arc<crate::attach::Hub>>,
-) {
-    let mut pending: Vec<u8> = Vec::new();
-    // Small: the buffer is on the copier thread's stack, which stays resident for the
-    // container's life (a larger read only costs more system calls for chatty output).
-    let mut buf = [0u8; 4 * 1024];
-    let flush = |line: &[u8]| {
-        let entry = Entry {
-            log: String::from_utf8_lossy(line).into_owned(),
-            stream: stream.to_string(),
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        };
-        let mut text = serde_json::to_vec(&entry).expect("entry serialises");
-        text.push(b'\n');
-        if let Ok(mut f) = log.lock() {
-            let _ = f.write_all(&text);
+    /// Output since the last newline.
+    pending: Vec<u8>,
+}
+
+impl StreamLog {
+    /// `stream` is `stdout` or `stderr`, as the records and the attach frames name it.
+    pub fn new(
+        stream: &'static str,
+        log: Arc<Mutex<File>>,
+        hub: Option<Arc<crate::attach::Hub>>,
+    ) -> StreamLog {
+        StreamLog {
+            stream,
+            log,
+            hub,
+            pending: Vec::new(),
         }
-    };
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if let Some(hub) = &hub {
-            let kind = if stream == "stderr" {
+    }
+
+    /// Takes one chunk of output: to the clients now, to the log line by line.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if let Some(hub) = &self.hub {
+            let kind = if self.stream == "stderr" {
                 crate::attach::STDERR
             } else {
                 crate::attach::STDOUT
             };
-            hub.broadcast(kind, &buf[..n]);
+            hub.broadcast(kind, bytes);
         }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            flush(&line);
+        self.pending.extend_from_slice(bytes);
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            self.record(&line);
         }
         // Docker splits what has no newline at 16 KiB: a container printing without end of
         // line cannot grow the monitor's memory (which lies outside its cgroup).
-        while pending.len() >= MAX_LINE {
-            let part: Vec<u8> = pending.drain(..MAX_LINE).collect();
-            flush(&part);
+        while self.pending.len() >= MAX_LINE {
+            let part: Vec<u8> = self.pending.drain(..MAX_LINE).collect();
+            self.record(&part);
         }
     }
-    if !pending.is_empty() {
-        flush(&pending);
+
+    /// The stream ended: what came after the last newline becomes a record too.
+    pub fn finish(mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.record(&rest);
+        }
+    }
+
+    fn record(&self, line: &[u8]) {
+        let entry = Entry {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream: self.stream.to_string(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        };
+        let mut text = serde_json::to_vec(&entry).expect("entry serialises");
+        text.push(b'\n');
+        if let Ok(mut f) = self.log.lock() {
+            let _ = f.write_all(&text);
+        }
     }
 }
 
@@ -184,7 +201,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.json");
         let log = Arc::new(Mutex::new(File::create(&path).unwrap()));
-        copy_stream(&b"one\ntwo\nthree"[..], "stdout", log, None);
+        let mut stream = StreamLog::new("stdout", log, None);
+        stream.feed(b"one\ntw");
+        stream.feed(b"o\nthree");
+        stream.finish();
         let got: Vec<(String, String)> =
             read(&path).into_iter().map(|e| (e.log, e.stream)).collect();
         assert_eq!(

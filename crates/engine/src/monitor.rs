@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use berth_runtime::Stdio;
 
-use crate::logs::copy_stream;
+use crate::logs::StreamLog;
 use crate::options::MountKind;
+use crate::pump::Source;
 use crate::rootfs::{write_etc_files, Layout};
 use crate::spec::{build, environment, SpecInputs};
 use crate::user::{check_executable, resolve};
@@ -42,6 +43,13 @@ pub enum Streams {
 /// with this run's code, so a foreground or attached caller returns as with Docker while the
 /// container goes on restarting.
 pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
+    // One malloc arena for all of the monitor's threads: a thread's own arena keeps a few
+    // dirty pages that no trim gives back, in every resident monitor, and the copiers are
+    // far from contending for the allocator.
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     match run_container(engine, id, streams) {
         Ok(Outcome::Exited(code)) => code,
         Ok(Outcome::Restart { code, delay }) => {
@@ -525,7 +533,7 @@ fn start_and_wait(
         }
         Streams::Log | Streams::LogAfterAttach => None,
     };
-    let mut copiers = Vec::new();
+    let mut sources: Vec<Source> = Vec::new();
     let open_log = || -> Result<Arc<Mutex<std::fs::File>>, Error> {
         let log_path = engine.log_path(&record.id);
         let log = std::fs::OpenOptions::new()
@@ -596,10 +604,8 @@ fn start_and_wait(
                     .try_clone()
                     .map_err(Error::io("duplicating the pty"))?,
             );
-            let (log, hub) = (open_log()?, hub.clone());
-            copiers.push(std::thread::spawn(move || {
-                copy_stream(master, "stdout", log, hub)
-            }));
+            let log = StreamLog::new("stdout", open_log()?, hub.clone());
+            sources.push(Source::new(master, log));
             running
         }
         (_, false) => {
@@ -625,12 +631,9 @@ fn start_and_wait(
                     console: None,
                 },
             )?;
-            // Threads only now: the runtime's clone3 is behind us.
             for (pipe, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
-                let (log, hub) = (log.clone(), hub.clone());
-                copiers.push(std::thread::spawn(move || {
-                    copy_stream(pipe, stream, log, hub)
-                }));
+                let log = StreamLog::new(stream, log.clone(), hub.clone());
+                sources.push(Source::new(pipe, log));
             }
             running
         }
@@ -655,14 +658,6 @@ fn start_and_wait(
             }
         });
     }
-    // The monitor now only waits and copies: give back the heap the setup used (image
-    // config, spec, seccomp profile), since one monitor per container stays resident.
-    // SAFETY: malloc_trim only releases free memory at the top of glibc's arenas; it
-    // touches no live allocation and is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    release_idle_stack();
     if let (Some(proxy), Some(pid)) = (proxy, running.pid()) {
         proxy.forward_to(pid);
     }
@@ -687,10 +682,18 @@ fn start_and_wait(
     if streams == Streams::Log {
         tell_caller_started();
     }
-    let code = running.wait();
-    for c in copiers {
-        let _ = c.join();
+    // The monitor now only waits and copies: give back the heap the setup used (image
+    // config, spec, seccomp profile, the record update), since one monitor per container
+    // stays resident. Last, so that nothing deep runs again before the wait, and the trim
+    // after the stack's release, which reads /proc/self/maps into the heap.
+    // SAFETY: malloc_trim only releases free memory of glibc's arenas; it touches no live
+    // allocation and is safe to call from any thread.
+    release_idle_stack();
+    unsafe {
+        libc::malloc_trim(0);
     }
+    crate::pump::pump(running.pid(), sources, hub.as_deref());
+    let code = running.wait();
     // Clients hang up once the output is all theirs; they read the exit code from the
     // record, which says "running" until the monitor has recorded the end.
     if let Some(hub) = hub {

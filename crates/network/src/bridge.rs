@@ -362,6 +362,8 @@ impl Bridge {
         })?;
         host.add_veth(&veth, endpoint.ifname, addr, &ns_fd, bridge)?;
         inside.add_address(endpoint.ifname, addr, self.ipam.subnet.prefix)?;
+        // The peer cannot come up with the pair (veth refuses while its other end is not
+        // registered yet): one request inside.
         inside.set_up(endpoint.ifname)?;
         inside.set_up("lo")?;
         if endpoint.default_route {

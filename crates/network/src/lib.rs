@@ -21,9 +21,10 @@
 //! rule. Published ports live in one nftables map (`protocol . port → address . port`), so a
 //! container's ports are added and removed as map elements, never by finding rule handles,
 //! and traffic goes kernel to kernel, with no userland proxy: from other hosts, from the host's
-//! own addresses and from 127.0.0.1 (with `route_localnet` on the bridge). Links and
-//! namespaces are made with iproute2 and rules with `nft`, the tools every distribution ships
-//! and their documented syntax; a netlink client would save a few milliseconds per container.
+//! own addresses and from 127.0.0.1 (with `route_localnet` on the bridge). What every
+//! container start does (its namespace, veth pair, address, routes) is spoken to the kernel
+//! over rtnetlink in-process (`netlink`); rarer work (bridges) uses iproute2, and rules `nft`,
+//! the tools every distribution ships, in their documented syntax.
 //!
 //! **Names.** On user-defined networks a container's peers are listed, by name and alias, in
 //! a section of its `/etc/hosts` that this crate rewrites in place whenever a container

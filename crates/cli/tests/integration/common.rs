@@ -115,6 +115,7 @@ pub struct Berth {
 }
 
 /// What a command did.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,

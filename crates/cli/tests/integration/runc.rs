@@ -660,10 +660,14 @@ fn containerd_runs_containers_through_berth_runc() {
 }
 
 /// Debian's dockerd (20.10) with `--add-runtime berth=<berth-runc>`, on a socket, data root
-/// and exec root of the test's own, without touching the host's networking (no bridge, no
-/// iptables): `docker run --runtime berth` for output, exit codes, a server answering on
-/// the host network, exec, logs, stats and stop; and the same capability and seccomp lines
-/// as under `--runtime runc`.
+/// and exec root of the test's own, with its bridge on a subnet of the test's (no iptables:
+/// published ports go through docker-proxy, so the host's firewall is untouched):
+/// `docker run --runtime berth` for output, exit codes, `-d -p` with a server answering on
+/// the published port (dockerd's network hook runs under berth-runc), exec, logs, stats and
+/// stop; and the same capability and seccomp lines as under `--runtime runc`.
+/// The test dockerd's bridge: a subnet none of berth's networks takes.
+const DOCKERD_BRIDGE: &str = "10.213.7.1/24";
+
 #[test]
 fn dockerd_runs_containers_through_berth_runc() {
     let b = crate::common::Berth::new();
@@ -675,7 +679,7 @@ fn dockerd_runs_containers_through_berth_runc() {
         .ok();
     let socket = d.join("docker.sock");
     let mut dockerd = Command::new("dockerd")
-        .args(["--iptables=false", "--bridge=none", "--add-runtime"])
+        .args(["--iptables=false", "--bip", DOCKERD_BRIDGE, "--add-runtime"])
         .arg(format!("berth={}", d.join("berth-runc").display()))
         .arg("--data-root")
         .arg(d.join("data"))
@@ -753,16 +757,17 @@ fn dockerd_runs_containers_through_berth_runc() {
             "-d",
             "--name",
             "web",
-            "--network",
-            "host",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
             "busybox",
             "sh",
             "-c",
-            &format!(
-                "echo served > /tmp/i; echo started; exec httpd -f -p 127.0.0.1:{port} -h /tmp"
-            ),
+            "echo served > /tmp/i; echo started; exec httpd -f -p 80 -h /tmp",
         ])
         .ok();
+        assert!(docker(&["port", "web"])
+            .ok()
+            .contains(&format!("127.0.0.1:{port}")));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut answer = None;
         while answer.is_none() && std::time::Instant::now() < deadline {
@@ -783,6 +788,8 @@ fn dockerd_runs_containers_through_berth_runc() {
         .args(["-TERM", &dockerd.id().to_string()])
         .status();
     let _ = dockerd.wait();
+    // dockerd leaves its bridge behind when it stops.
+    let _ = Command::new("ip").args(["link", "del", "docker0"]).status();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e);
     }
@@ -840,4 +847,105 @@ fn runc_mode_keeps_the_known_escapes_closed() {
         (after.len(), after.modified().unwrap())
     );
     r.run(&["delete", "--force", &id]).ok();
+}
+
+/// CVE-2021-30465: every mount destination is resolved inside the root filesystem. The
+/// image's `/evil` and `/evil2` are symlinks out of it (absolute, and by `..`) to paths that
+/// exist inside the root but not on the host; mounts at `/evil/inside` and `/evil2` must
+/// land inside the container (where they show), and nothing may be made at the host paths
+/// the links name. Through a dangling link, the start is refused or stays inside too.
+#[test]
+fn mount_destinations_resolve_inside_the_root() {
+    let r = Runc::new();
+    let outside = tempfile::Builder::new()
+        .prefix("berth-30465-")
+        .tempdir()
+        .unwrap();
+    // Host paths that must never appear; the same paths exist inside the root.
+    let host_a = outside.path().join("a");
+    let host_b = outside.path().join("b");
+    let rootfs = r.bundle().join("rootfs");
+    let in_root = |p: &Path| rootfs.join(p.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(in_root(&host_a)).unwrap();
+    std::fs::create_dir_all(in_root(&host_b)).unwrap();
+    symlink(&host_a, rootfs.join("evil")).unwrap();
+    let relative = format!(
+        "{}{}",
+        "../".repeat(12),
+        host_b.display().to_string().trim_start_matches('/')
+    );
+    symlink(&relative, rootfs.join("evil2")).unwrap();
+    let source = r.dir.path().join("bind-source");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("marker"), "from the bind\n").unwrap();
+    r.edit_spec(&r.bundle(), |s| {
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({
+            "destination": "/evil/inside", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev"]
+        }));
+        mounts.push(serde_json::json!({
+            "destination": "/evil2", "type": "bind", "source": source.to_str().unwrap(),
+            "options": ["rbind", "ro"]
+        }));
+    });
+    r.set_args(&[
+        "sh",
+        "-c",
+        &format!(
+            "grep -c ' {}/inside tmpfs ' /proc/self/mounts; cat {}/marker",
+            host_a.display(),
+            host_b.display()
+        ),
+    ]);
+    let bundle = r.bundle();
+    let out = r.run_keeping_stdio(&["run", "--bundle", bundle.to_str().unwrap(), &cid("30465")]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "1\nfrom the bind\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(in_root(&host_a).join("inside").is_dir());
+    // Dangling inside the root: nothing to mount on but what would be made.
+    std::fs::remove_dir_all(in_root(&host_b)).unwrap();
+    let out = r.run_keeping_stdio(&["run", "--bundle", bundle.to_str().unwrap(), &cid("30465b")]);
+    assert!(
+        out.code != 0 || out.stdout == "1\nfrom the bind\n",
+        "{out:?}"
+    );
+    assert!(!host_a.exists(), "a mount destination was made on the host");
+    assert!(!host_b.exists(), "a mount destination was made on the host");
+    assert_eq!(r.run(&["list", "-q"]).ok(), "");
+}
+
+/// CVE-2025-31133: masked files are covered with a verified `/dev/null`. A bundle whose
+/// `/dev` is the image's own (no tmpfs) with `/dev/null` a symlink to the kernel's
+/// core_pattern must not get core_pattern bound over `/proc/kcore` (writable from inside, an
+/// escape): the runtime refuses to start it, or masks with a real null device.
+#[test]
+fn masked_paths_refuse_a_fake_dev_null() {
+    let r = Runc::new();
+    let rootfs = r.bundle().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+    symlink("/proc/sys/kernel/core_pattern", rootfs.join("dev/null")).unwrap();
+    r.edit_spec(&r.bundle(), |s| {
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/dev");
+        s["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+    });
+    r.set_args(&["sh", "-c", "cat /proc/kcore; echo end"]);
+    let id = cid("31133");
+    let out = r.run_keeping_stdio(&["run", "--bundle", r.bundle().to_str().unwrap(), &id]);
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert!(
+        !out.stdout.contains(pattern.trim()),
+        "core_pattern was bound over /proc/kcore: {out:?}"
+    );
+    assert!(
+        out.code != 0 || out.stdout == "end\n",
+        "neither refused nor masked with a null device: {out:?}"
+    );
+    // Refused or run, it leaves nothing behind.
+    assert_eq!(r.run(&["list", "-q"]).ok(), "");
 }

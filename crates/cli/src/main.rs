@@ -136,6 +136,10 @@ enum Command {
     BuildReaper(build::ReaperArgs),
     /// berth's OCI runtime with runc's command line (also reached as `berth-runc`).
     Runtime(RuntimeArgs),
+    /// Answers a user network's names over DNS (started by its first container; not for
+    /// direct use).
+    #[command(hide = true)]
+    NetworkDns(network::DnsArgs),
 }
 
 /// `berth runtime ARGS…`: handed to the runtime crate's runc command line unparsed.
@@ -420,6 +424,7 @@ fn commands() -> ExitCode {
         Command::ContainerMonitor(a) => container::monitor(&app, a),
         Command::Serve(a) => serve::serve(&app, a),
         Command::BuildReaper(a) => build::reaper(&app, a),
+        Command::NetworkDns(a) => network::dns(&app, a),
         Command::Runtime(a) => {
             return ExitCode::from(berth_runtime::cli::main("berth runtime", a.args));
         }

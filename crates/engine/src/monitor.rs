@@ -386,7 +386,7 @@ fn attach_networks(
         } else {
             Vec::new()
         };
-        let a = bridge.setup(&berth_network::Endpoint {
+        let mut a = bridge.setup(&berth_network::Endpoint {
             id: &record.id,
             ifname: &e.ifname,
             ports: &publish,
@@ -396,6 +396,11 @@ fn attach_networks(
         })?;
         e.ip = Some(a.ip.to_string());
         if i == 0 {
+            // The first network's server is the container's nameserver; without one, the
+            // host's resolvers are (the names still resolve through /etc/hosts).
+            if engine.ensure_dns(&def, &bridge).is_err() || !bridge.dns_running() {
+                a.dns = None;
+            }
             record.ip = Some(a.ip.to_string());
             record.ports = a.ports.clone();
             first = Some(a);
@@ -494,6 +499,7 @@ fn start_and_wait(
         &process.hostname,
         options.network.as_deref() == Some("host"),
         attached.map(|a| a.ip),
+        attached.and_then(|a| a.dns),
         &extra_hosts,
     )?;
     // The hosts file was just written anew: list the peers on user networks in it again.

@@ -225,6 +225,71 @@ impl Engine {
         })
     }
 
+    /// Starts the DNS server of a user network unless one runs (a container is joining
+    /// it): `berth network-dns ID`, detached, waited for until it listens, so the
+    /// container's first question finds it.
+    pub(crate) fn ensure_dns(&self, def: &NetworkDef, bridge: &Bridge) -> Result<(), Error> {
+        use std::os::unix::process::CommandExt;
+        if !bridge.resolves_names() || bridge.dns_running() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
+        let (ready_r, ready_w) =
+            std::io::pipe().map_err(Error::io("making the DNS server's pipe"))?;
+        let mut server = std::process::Command::new(exe)
+            .arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("network-dns")
+            .arg(&def.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(ready_w)
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(Error::io("starting the network's DNS server"))?;
+        // It forks away at once (so nothing here keeps a zombie); the server holds the pipe.
+        let _ = server.wait();
+        Bridge::wait_dns_ready(ready_r);
+        Ok(())
+    }
+
+    /// The `network-dns` command: leaves its caller (the caller reaps the parent at once,
+    /// the server lives on in a session of its own) and serves the network's names until
+    /// it is empty. Its stdout is the starter's pipe: one byte once it listens; stdout
+    /// itself becomes /dev/null.
+    pub fn serve_dns(&self, network: &str) -> Result<(), Error> {
+        use std::os::fd::AsFd;
+        let def = self.network(network)?;
+        let bridge = self.network_bridge(&def)?;
+        let ready = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(Error::io("taking the readiness pipe"))?;
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(Error::io("opening /dev/null"))?;
+        rustix::stdio::dup2_stdout(&null).map_err(|e| Error::io("redirecting stdout")(e.into()))?;
+        // SAFETY: the hidden command calls this before starting any thread, so the child
+        // is a full copy of a single-threaded process; the parent leaves at once through
+        // _exit, running no destructor that the child's copies would also run.
+        match unsafe { libc::fork() } {
+            -1 => {
+                return Err(Error::io("detaching the DNS server")(
+                    std::io::Error::last_os_error(),
+                ))
+            }
+            0 => {}
+            _ => unsafe { libc::_exit(0) },
+        }
+        let _ = rustix::process::setsid();
+        bridge.serve_dns(ready)?;
+        Ok(())
+    }
+
     /// The bridge of a bridge network.
     pub fn network_bridge(&self, def: &NetworkDef) -> Result<Bridge, Error> {
         if def.name == "bridge" {

@@ -85,12 +85,15 @@ impl Layout {
 }
 
 /// Writes `hostname`, `hosts` and `resolv.conf` into the container directory; the spec bind
-/// mounts them over the image's files.
+/// mounts them over the image's files. `dns` is the user network's DNS server (the
+/// container's only nameserver then, as Docker's 127.0.0.11 is); otherwise the host's
+/// `resolv.conf` is the container's.
 pub fn write_etc_files(
     dir: &Path,
     hostname: &str,
     host_network: bool,
     ip: Option<std::net::Ipv4Addr>,
+    dns: Option<std::net::Ipv4Addr>,
     extra_hosts: &[(String, String)],
 ) -> Result<(), Error> {
     let write = |name: &str, text: String| {
@@ -110,15 +113,44 @@ pub fn write_etc_files(
         hosts.push_str(&format!("{addr}\t{name}\n"));
     }
     write("hosts", hosts)?;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write(
         "resolv.conf",
-        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        match dns {
+            Some(server) => network_resolv_conf(&host, server),
+            None => host,
+        },
     )
+}
+
+/// A user network container's `resolv.conf`: the network's server, the host's search
+/// domains and options, and `ndots:0` (names without dots are asked as they are first),
+/// as Docker writes it.
+fn network_resolv_conf(host: &str, server: std::net::Ipv4Addr) -> String {
+    let mut text = format!("nameserver {server}\n");
+    for line in host.lines() {
+        let l = line.trim_start();
+        if l.starts_with("search") || l.starts_with("domain") || l.starts_with("options") {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text.push_str("options ndots:0\n");
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::Layout;
+
+    #[test]
+    fn a_user_networks_resolv_conf_names_its_server_only() {
+        let host = "# generated\nnameserver 127.0.0.53\nsearch lan corp\noptions edns0\n";
+        assert_eq!(
+            super::network_resolv_conf(host, std::net::Ipv4Addr::new(10, 90, 1, 1)),
+            "nameserver 10.90.1.1\nsearch lan corp\noptions edns0\noptions ndots:0\n"
+        );
+    }
 
     /// A volatile mount leaves a marker that makes overlayfs refuse the next mount of the
     /// same upper dir; `mount` clears it, so a container whose monitor died starts again.

@@ -41,6 +41,9 @@ pub struct Attached {
     pub netns: PathBuf,
     /// Its published ports, with a host port picked for each one asked as 0 (`-P`, `-p 80`).
     pub ports: Vec<PortMapping>,
+    /// The DNS server that answers the network's names (user networks: the gateway, where
+    /// [`Bridge::serve_dns`] listens), for the container's `resolv.conf`.
+    pub dns: Option<Ipv4Addr>,
 }
 
 /// What attaching one container to one network needs.
@@ -206,6 +209,43 @@ impl Bridge {
     /// The bridge's own address, the containers' gateway.
     pub fn gateway(&self) -> Ipv4Addr {
         self.ipam.subnet.gateway()
+    }
+
+    /// Whether containers find each other by name here (user networks).
+    pub fn resolves_names(&self) -> bool {
+        self.resolves_names
+    }
+
+    /// Where the network keeps its leases (and its DNS server's lock).
+    pub(crate) fn lease_dir(&self) -> &Path {
+        &self.ipam.dir
+    }
+
+    /// Every member's address and the names it answers to.
+    pub(crate) fn names(&self) -> Vec<(Ipv4Addr, Vec<String>)> {
+        self.ipam
+            .peek()
+            .into_iter()
+            .map(|(ip, l)| (ip, l.names))
+            .collect()
+    }
+
+    /// Whether the network's DNS server runs (see [`crate::dns`]).
+    pub fn dns_running(&self) -> bool {
+        crate::dns::running(&self.ipam.dir)
+    }
+
+    /// Runs the network's DNS server in this process until the network has been empty for
+    /// a few seconds (the hidden `berth network-dns` command). `ready` is written one byte
+    /// once it listens; returns at once if another server runs.
+    pub fn serve_dns(&self, ready: std::fs::File) -> Result<(), Error> {
+        crate::dns::serve(self, || crate::dns::tell_ready(ready))
+    }
+
+    /// Waits for a DNS server just started to listen (or to have given way to another):
+    /// one byte, or the end, on the pipe it was given as `ready`.
+    pub fn wait_dns_ready(from: impl std::io::Read) {
+        crate::dns::wait_ready(from)
     }
 
     /// Container IDs attached now, with their addresses.
@@ -375,6 +415,7 @@ impl Bridge {
             gateway: self.gateway(),
             netns: PathBuf::from(format!("/run/netns/{ns}")),
             ports: ports.to_vec(),
+            dns: self.resolves_names.then(|| self.gateway()),
         })
     }
 
@@ -465,6 +506,7 @@ impl Bridge {
     /// Deletes the network's bridge, firewall elements and leases (`network rm`; the caller
     /// checks no container uses it).
     pub fn remove(&self) -> Result<(), Error> {
+        crate::dns::stop(&self.ipam.dir);
         let mut errors = firewall::forget(&self.ifname, &self.ipam.subnet.to_string());
         if Path::new(&format!("/sys/class/net/{}", self.ifname)).exists() {
             if let Err(e) = ip(&["link", "del", &self.ifname], None) {

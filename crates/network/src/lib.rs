@@ -28,15 +28,17 @@
 //!
 //! **Names.** On user-defined networks a container's peers are listed, by name and alias, in
 //! a section of its `/etc/hosts` that this crate rewrites in place whenever a container
-//! joins or leaves (Docker's embedded DNS answers the same questions; a hosts file needs no
-//! daemon, and every libc reads it, but a program that queries a DNS server directly will
-//! not find the names).
+//! joins or leaves, and a DNS server per network (`dns`, a process of its own started with
+//! the network's first container, as Podman's aardvark-dns) answers the same names at the
+//! gateway, which is the containers' `nameserver`, and passes other questions to the host's
+//! resolvers: Docker's embedded DNS without a daemon, for programs that ask DNS directly.
 //!
 //! **Architecture invariant:** knows nothing of images or containers' contents; it is handed
 //! a container ID and port mappings and hands back a namespace path and an address.
 #![deny(missing_docs)]
 
 mod bridge;
+mod dns;
 mod firewall;
 mod ipam;
 mod netlink;

@@ -263,3 +263,15 @@ fn prune(engine: &Engine, args: PruneArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct DnsArgs {
+    /// The network's ID or name.
+    pub network: String,
+}
+
+/// `network-dns`: the DNS server of a user network (started by the network's first
+/// container; see `Engine::serve_dns`).
+pub fn dns(app: &App, args: DnsArgs) -> Result<(), Failure> {
+    engine(app)?.serve_dns(&args.network).map_err(daemon)
+}

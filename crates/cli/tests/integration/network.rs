@@ -208,6 +208,44 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
     assert_eq!(fetched.ok(), "[1,2,3]\n");
     b.run(&["exec", "web", "ping", "-c1", "-W2", "database"])
         .ok();
+    // Docker's embedded DNS: the network's server at the gateway answers the same names
+    // (busybox's nslookup asks the nameserver itself, never /etc/hosts).
+    let ip_of = |name: &str| {
+        b.run(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+            name,
+        ])
+        .ok()
+        .trim()
+        .to_string()
+    };
+    let (db_ip, web_ip) = (ip_of("db"), ip_of("web"));
+    let resolv = b
+        .run(&["exec", "db", "cat", "/etc/resolv.conf"])
+        .ok()
+        .to_string();
+    let gateway = format!("{}.1", web_ip.rsplit_once('.').unwrap().0);
+    assert!(
+        resolv.starts_with(&format!("nameserver {gateway}\n")) && resolv.contains("ndots:0"),
+        "{resolv}"
+    );
+    for (name, ip) in [("web", &web_ip), ("database", &db_ip), ("DB", &db_ip)] {
+        let looked = b.run(&["exec", "db", "nslookup", "-type=a", name, &gateway]);
+        assert!(
+            looked.stdout.contains(&format!("Address: {ip}")),
+            "{name}: {} {}",
+            looked.stdout,
+            looked.stderr
+        );
+    }
+    let unknown = b.run(&["exec", "db", "nslookup", "-type=a", "nosuchname", &gateway]);
+    assert!(
+        unknown.code != 0 && !unknown.stdout.contains("Address: 10."),
+        "{}",
+        unknown.stdout
+    );
     let mut answer = None;
     for _ in 0..50 {
         answer = http_get(&format!("http://127.0.0.1:{port}/"));
@@ -280,8 +318,23 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
         b.run(&["network", "rm", "appnet", "other"]).ok(),
         "appnet\nother\n"
     );
-    // Nothing left: no bridge, veth, namespace or port rule.
+    // Nothing left: no bridge, veth, namespace, port rule or DNS server.
     let bridge = format!("/sys/class/net/br-{}", &net_id[..12]);
+    let dns_server = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("network-dns {net_id}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for _ in 0..50 {
+        if !dns_server() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!dns_server(), "the network's DNS server outlived it");
     assert!(!std::path::Path::new(&bridge).exists());
     assert_eq!(leftovers(&web, port), (false, false, false));
 }

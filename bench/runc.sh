@@ -42,25 +42,37 @@ PY
 if [ ! -d /sys/fs/cgroup/hugetlb ] && grep -q hugetlb /proc/cgroups; then
   mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb hugetlb /sys/fs/cgroup/hugetlb || true
 fi
-median_us() { # median wall time in µs of RUNS runs of the command
-  local t=()
-  for i in $(seq 1 "$RUNS"); do
-    local s e; s=$(date +%s%N); "$@" "c$i" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; e=$(date +%s%N)
-    t+=($(( (e - s) / 1000 )))
+# Rounds: each runtime once per round, in turn, so that a machine whose speed drifts (a VM)
+# weighs on all of them alike; medians over the rounds.
+declare -A times
+timed() { # $1: label, rest: the command (the round's container ID is appended)
+  local label=$1; shift
+  local s e; s=$(date +%s%N)
+  "$@" "c$round" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; times[$label]+="x "; return 0; }
+  e=$(date +%s%N)
+  times[$label]+="$(( (e - s) / 1000 )) "
+}
+median() { # the median of the numbers in $1, or - if any run failed
+  case "$1" in *x*) echo -; return;; esac
+  printf '%s\n' $1 | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+report() { # $1: heading, rest: labels; the last is the reference
+  local heading=$1; shift
+  local ref; ref=$(median "${times[${!#}]}")
+  echo "$heading"
+  for r in "$@"; do
+    local v; v=$(median "${times[$r]}")
+    if [ "$v" = - ] || [ "$ref" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/$ref:.2f}')"); fi
+    printf '  %-11s %8s µs   x %s: %s\n' "$r" "$v" "${!#}" "$ratio"
   done
-  printf '%s\n' "${t[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
 cd "$work/bundle"
-declare -A res
-res[berth-runc]=$(median_us "$work/berth-runc" --root "$work/s-berth" run) || res[berth-runc]=-
-res[runc]=$(median_us runc --root "$work/s-runc" run) || res[runc]=-
-res[crun]=$(median_us crun --root "$work/s-crun" run) || res[crun]=-
-echo "runtime run of one bundle (true), median of $RUNS, $PROFILE berth:"
-for r in berth-runc runc crun; do
-  v=${res[$r]}
-  if [ "$v" = - ] || [ "${res[crun]}" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/${res[crun]}:.2f}')"); fi
-  printf '  %-11s %8s µs   x crun: %s\n' "$r" "$v" "$ratio"
+for round in $(seq 1 "$RUNS"); do
+  timed berth-runc "$work/berth-runc" --root "$work/s-berth" run
+  timed runc runc --root "$work/s-runc" run
+  timed crun crun --root "$work/s-crun" run
 done
+report "runtime run of one bundle (true), median of $RUNS, $PROFILE berth:" berth-runc runc crun
 
 [ $WITH_DOCKER = 1 ] || exit 0
 dockerd --iptables=false --bridge=none --add-runtime "berth=$work/berth-runc" \
@@ -70,14 +82,11 @@ dockerd_pid=$!
 export DOCKER_HOST="unix://$work/docker.sock" DOCKER_CONFIG="$work/docker-cli"
 for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
 tar -C "$work/bundle/rootfs" -c . | docker import - berth-bench-busybox >/dev/null
-in_docker() { # $1: runtime, $2: the index median_us appends (unused)
+in_docker() { # $1: runtime, $2: the round's ID (unused)
   docker run --runtime "$1" --rm --network none berth-bench-busybox /bin/true
 }
-declare -A dres
-for r in berth runc crun; do dres[$r]=$(median_us in_docker "$r") || dres[$r]=-; done
-echo "docker run --runtime R --rm busybox true under one dockerd, median of $RUNS:"
-for r in berth runc crun; do
-  v=${dres[$r]}
-  if [ "$v" = - ] || [ "${dres[crun]}" = - ]; then ratio=-; else ratio=$(python3 -c "print(f'{$v/${dres[crun]}:.2f}')"); fi
-  printf '  %-11s %8s µs   x crun: %s\n' "$r" "$v" "$ratio"
+for round in $(seq 1 "$RUNS"); do
+  for r in berth runc crun; do timed "docker-$r" in_docker "$r"; done
 done
+report "docker run --runtime R --rm busybox true under one dockerd, median of $RUNS:" \
+  docker-berth docker-runc docker-crun

@@ -246,7 +246,17 @@ impl Hub {
         let Some((input, resize)) = self.handlers.get() else {
             return;
         };
-        while let Ok((stream, _)) = self.listener.accept() {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Out of descriptors, say: the client stays queued, and the monitor's loop
+                // would find the socket readable again at once, so it pauses a little.
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return;
+                }
+            };
             let _ = stream.set_nonblocking(false);
             if let Ok(writer) = stream.try_clone() {
                 let _ = writer.set_write_timeout(Some(CLIENT_STALL));

@@ -39,13 +39,13 @@ pub enum Streams {
 ///
 /// When the restart policy says so, the monitor does not loop: it hands over to a fresh
 /// detached monitor (a new process, so the runtime's `clone3` again happens single-threaded;
-/// log copiers and the signal proxy are threads here) which waits out the back-off, and ends
+/// the signal proxy and attach clients' input are threads here) which waits out the back-off, and ends
 /// with this run's code, so a foreground or attached caller returns as with Docker while the
 /// container goes on restarting.
 pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
     // One malloc arena for all of the monitor's threads: a thread's own arena keeps a few
-    // dirty pages that no trim gives back, in every resident monitor, and the copiers are
-    // far from contending for the allocator.
+    // dirty pages that no trim gives back, in every resident monitor, and its few threads
+    // (signal proxy, attach clients' input) are far from contending for the allocator.
     // SAFETY: mallopt only sets an allocator parameter; called before any thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
@@ -398,7 +398,9 @@ fn attach_networks(
         if i == 0 {
             // The first network's server is the container's nameserver; without one, the
             // host's resolvers are (the names still resolve through /etc/hosts).
-            if engine.ensure_dns(&def, &bridge).is_err() || !bridge.dns_running() {
+            if a.dns.is_some()
+                && (engine.ensure_dns(&def, &bridge).is_err() || !bridge.dns_running())
+            {
                 a.dns = None;
             }
             record.ip = Some(a.ip.to_string());
@@ -692,9 +694,9 @@ fn start_and_wait(
     // config, spec, seccomp profile, the record update), since one monitor per container
     // stays resident. Last, so that nothing deep runs again before the wait, and the trim
     // after the stack's release, which reads /proc/self/maps into the heap.
+    release_idle_stack();
     // SAFETY: malloc_trim only releases free memory of glibc's arenas; it touches no live
     // allocation and is safe to call from any thread.
-    release_idle_stack();
     unsafe {
         libc::malloc_trim(0);
     }

@@ -226,32 +226,44 @@ impl Engine {
     }
 
     /// Starts the DNS server of a user network unless one runs (a container is joining
-    /// it): `berth network-dns ID`, detached, waited for until it listens, so the
-    /// container's first question finds it.
+    /// it): `berth network-dns ID`, detached, waited for (2 s at most) until it listens, so
+    /// the container's first question finds it.
     pub(crate) fn ensure_dns(&self, def: &NetworkDef, bridge: &Bridge) -> Result<(), Error> {
         use std::os::unix::process::CommandExt;
-        if !bridge.resolves_names() || bridge.dns_running() {
+        if !bridge.dns_wanted() || bridge.dns_running() {
             return Ok(());
         }
         let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let (ready_r, ready_w) =
             std::io::pipe().map_err(Error::io("making the DNS server's pipe"))?;
         let mut server = std::process::Command::new(exe)
             .arg("--root")
-            .arg(self.root())
+            .arg(absolute(self.root()))
             .arg("--runroot")
-            .arg(&self.runroot)
+            .arg(absolute(&self.runroot))
             .arg("network-dns")
             .arg(&def.id)
+            // It outlives the caller: it must keep no folder of the caller's busy.
+            .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(ready_w)
             .stderr(std::process::Stdio::null())
             .process_group(0)
             .spawn()
             .map_err(Error::io("starting the network's DNS server"))?;
-        // It forks away at once (so nothing here keeps a zombie); the server holds the pipe.
+        // It forks away at once (so nothing here keeps a zombie); the server holds the pipe
+        // and writes a byte once it listens, or closes it.
         let _ = server.wait();
-        Bridge::wait_dns_ready(ready_r);
+        let mut fds = [rustix::event::PollFd::new(
+            &ready_r,
+            rustix::event::PollFlags::IN,
+        )];
+        let wait = rustix::event::Timespec {
+            tv_sec: 2,
+            tv_nsec: 0,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&wait));
         Ok(())
     }
 
@@ -263,6 +275,12 @@ impl Engine {
         use std::os::fd::AsFd;
         let def = self.network(network)?;
         let bridge = self.network_bridge(&def)?;
+        // Nothing the starter left open stays open for the server's life.
+        // SAFETY: closes descriptors 3 and up, none of which this process uses yet (the
+        // command has opened only what it closed again: records were read and dropped).
+        unsafe {
+            libc::close_range(3, u32::MAX, 0);
+        }
         let ready = std::io::stdout()
             .as_fd()
             .try_clone_to_owned()
@@ -273,6 +291,7 @@ impl Engine {
             .open("/dev/null")
             .map_err(Error::io("opening /dev/null"))?;
         rustix::stdio::dup2_stdout(&null).map_err(|e| Error::io("redirecting stdout")(e.into()))?;
+        drop(null);
         // SAFETY: the hidden command calls this before starting any thread, so the child
         // is a full copy of a single-threaded process; the parent leaves at once through
         // _exit, running no destructor that the child's copies would also run.
@@ -283,6 +302,7 @@ impl Engine {
                 ))
             }
             0 => {}
+            // SAFETY: as above; _exit ends this process without running anything else.
             _ => unsafe { libc::_exit(0) },
         }
         let _ = rustix::process::setsid();

@@ -22,9 +22,9 @@ pub struct Source {
     pub log: StreamLog,
 }
 
-/// How long output may still trickle in once the container's init has ended: its processes
-/// are gone with it (the PID namespace's end kills them), so this only bounds a writer
-/// that escaped it.
+/// How long the loop waits for more output once the container's init has ended: its
+/// processes are gone with it (the PID namespace's end kills them), so a quiet period this
+/// long only ends the wait for a writer that escaped it.
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// Copies `sources` and serves `hub` until the process `pid` has ended and every source is
@@ -33,18 +33,18 @@ pub fn pump(pid: Option<i32>, mut sources: Vec<Source>, hub: Option<&Hub>) {
     if sources.is_empty() && hub.is_none() {
         return;
     }
-    // The container's end, as a descriptor poll() can watch; without one (an old kernel),
-    // the sources' end stands for it.
+    // The container's end, as a descriptor poll() can watch. Without one (a kernel before
+    // 5.3, a seccomp filter that refuses it) the sources' end stands for it.
     let pidfd = pid
         .and_then(Pid::from_raw)
         .and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
-    let mut exited = pidfd.is_none();
+    let mut exited = false;
     // Small: it is on the monitor's stack for the container's life.
     let mut buf = [0u8; 4 * 1024];
     let drain = Timespec::try_from(DRAIN).expect("a short duration");
     let mut ready: Vec<bool> = Vec::new();
     loop {
-        if exited && sources.is_empty() {
+        if sources.is_empty() && (exited || pidfd.is_none()) {
             return;
         }
         let (mut listening, mut ended) = (false, false);
@@ -64,10 +64,10 @@ pub fn pump(pid: Option<i32>, mut sources: Vec<Source>, hub: Option<&Hub>) {
             }
             let timeout = if exited { Some(&drain) } else { None };
             match poll(&mut fds, timeout) {
-                Ok(0) => return, // drained long enough after the end
+                Ok(0) => break, // quiet long enough after the end
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return,
+                Err(_) => break,
             }
             let fired = |fd: &PollFd<'_>| !fd.revents().is_empty();
             ready.clear();
@@ -100,6 +100,10 @@ pub fn pump(pid: Option<i32>, mut sources: Vec<Source>, hub: Option<&Hub>) {
                 _ => sources.swap_remove(i).log.finish(),
             }
         }
+    }
+    // Given up on: what they said after their last newline is still a record.
+    for s in sources {
+        s.log.finish();
     }
 }
 

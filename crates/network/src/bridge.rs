@@ -235,17 +235,35 @@ impl Bridge {
         crate::dns::running(&self.ipam.dir)
     }
 
+    /// Whether the network has a DNS server or should start one: not when another program
+    /// held its port before.
+    pub fn dns_wanted(&self) -> bool {
+        self.resolves_names && !crate::dns::unavailable(&self.ipam.dir)
+    }
+
+    /// For a DNS server about to end: under the leases' lock, lets go of `dns_lock` if the
+    /// network is empty, so that a container joining at this moment is either seen (and
+    /// the server stays) or finds no server and starts one.
+    pub(crate) fn leave_dns_if_empty(&self, dns_lock: &std::fs::File) -> bool {
+        if !self.ipam.dir.exists() {
+            return true;
+        }
+        self.ipam
+            .update(|leases| {
+                let empty = leases.is_empty();
+                if empty {
+                    let _ = rustix::fs::flock(dns_lock, rustix::fs::FlockOperation::Unlock);
+                }
+                Ok(empty)
+            })
+            .unwrap_or(true)
+    }
+
     /// Runs the network's DNS server in this process until the network has been empty for
     /// a few seconds (the hidden `berth network-dns` command). `ready` is written one byte
     /// once it listens; returns at once if another server runs.
     pub fn serve_dns(&self, ready: std::fs::File) -> Result<(), Error> {
         crate::dns::serve(self, || crate::dns::tell_ready(ready))
-    }
-
-    /// Waits for a DNS server just started to listen (or to have given way to another):
-    /// one byte, or the end, on the pipe it was given as `ready`.
-    pub fn wait_dns_ready(from: impl std::io::Read) {
-        crate::dns::wait_ready(from)
     }
 
     /// Container IDs attached now, with their addresses.

@@ -10,7 +10,7 @@
 //! question and writes A records, a few dozen lines, and forwards everything else untouched.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,6 +25,12 @@ const TTL: u32 = 600;
 const IDLE: Duration = Duration::from_secs(3);
 /// How long a forwarded question waits for each upstream server.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(3);
+/// Questions passed upstream at once, at most (a thread each); more are dropped, and the
+/// client asks again.
+const MAX_FORWARDS: usize = 64;
+/// Left in the network's folder when another program holds port 53 on the gateway: the
+/// network's containers then use the host's resolvers, and no start waits for a server.
+const UNAVAILABLE: &str = "dns.unavailable";
 
 /// Whether a DNS server holds the lock in the network directory `dir`.
 pub(crate) fn running(dir: &Path) -> bool {
@@ -38,6 +44,11 @@ pub(crate) fn running(dir: &Path) -> bool {
     };
     // Taken: someone serves. Free: the lock goes again with `f`.
     rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+}
+
+/// Whether a server could not listen on this network before (see [`UNAVAILABLE`]).
+pub(crate) fn unavailable(dir: &Path) -> bool {
+    dir.join(UNAVAILABLE).exists()
 }
 
 /// Stops the network's DNS server, if one runs (the network is being removed).
@@ -67,13 +78,27 @@ pub(crate) fn serve(bridge: &Bridge, ready: impl FnOnce()) -> Result<(), Error> 
         .write(true)
         .open(dir.join(LOCK))
         .map_err(io(format!("opening {}", dir.join(LOCK).display())))?;
-    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        return Ok(());
+    // [`running`] takes the lock for an instant to look: a moment's retry tells that from
+    // another server holding it.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        if Instant::now() > deadline {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     let _ = lock.set_len(0);
     let _ = write!(lock, "{}", std::process::id());
     let address = SocketAddr::from((bridge.gateway(), 53));
-    let socket = bind(address).map_err(io(format!("listening on {address}")))?;
+    let socket = match bind(address) {
+        Ok(s) => s,
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                let _ = std::fs::write(dir.join(UNAVAILABLE), format!("{e}\n"));
+            }
+            return Err(io(format!("listening on {address}"))(e));
+        }
+    };
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(io("setting a timeout".into()))?;
@@ -83,17 +108,24 @@ pub(crate) fn serve(bridge: &Bridge, ready: impl FnOnce()) -> Result<(), Error> 
         bridge.gateway(),
     );
     let mut buf = [0u8; 4096];
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut last_member = Instant::now();
     let mut last_check = Instant::now();
     loop {
         match socket.recv_from(&mut buf) {
             Ok((n, client)) => {
                 let query = &buf[..n];
-                match answer(query, &bridge.names()) {
-                    Some(reply) => {
-                        let _ = socket.send_to(&reply, client);
+                // The network's own containers only: the socket is on a host address, and
+                // neither the names nor the relay are anyone else's.
+                let member =
+                    matches!(client, SocketAddr::V4(a) if bridge.subnet().contains(*a.ip()));
+                if member && question(query).is_some() {
+                    match answer(query, &bridge.names()) {
+                        Some(reply) => {
+                            let _ = socket.send_to(&reply, client);
+                        }
+                        None => forward(&socket, query, client, &upstream, &in_flight),
                     }
-                    None => forward(&socket, query.to_vec(), client, upstream.clone()),
                 }
             }
             Err(e)
@@ -112,16 +144,20 @@ pub(crate) fn serve(bridge: &Bridge, ready: impl FnOnce()) -> Result<(), Error> 
             if !bridge.names().is_empty() {
                 last_member = Instant::now();
             } else if last_member.elapsed() >= IDLE {
-                return Ok(());
+                if bridge.leave_dns_if_empty(&lock) {
+                    return Ok(());
+                }
+                // Someone joined meanwhile: stay.
+                last_member = Instant::now();
             }
         }
     }
 }
 
 /// Binds `address`; a server of a network just removed and made again may still hold it
-/// for a moment, so a busy address is tried again for a few seconds.
+/// for a moment, so a busy address is tried again, briefly.
 fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         match UdpSocket::bind(address) {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
@@ -146,34 +182,57 @@ fn upstream_servers(resolv_conf: &str, own: Ipv4Addr) -> Vec<SocketAddr> {
 /// Passes a question the network cannot answer to the host's resolvers, on a thread (an
 /// upstream that is slow must not hold the network's own names up), and relays the first
 /// answer; SERVFAIL when none answers.
-fn forward(socket: &UdpSocket, query: Vec<u8>, client: SocketAddr, upstream: Vec<SocketAddr>) {
+fn forward(
+    socket: &UdpSocket,
+    query: &[u8],
+    client: SocketAddr,
+    upstream: &[SocketAddr],
+    in_flight: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_FORWARDS {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
     let Ok(reply_socket) = socket.try_clone() else {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
         return;
     };
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        for server in upstream {
-            let bind: SocketAddr = if server.is_ipv4() {
-                (Ipv4Addr::UNSPECIFIED, 0).into()
-            } else {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            };
-            let Ok(out) = UdpSocket::bind(bind) else {
-                continue;
-            };
-            let _ = out.set_read_timeout(Some(UPSTREAM_WAIT));
-            if out.connect(server).and_then(|()| out.send(&query)).is_err() {
-                continue;
-            }
-            if let Ok(n) = out.recv(&mut buf) {
-                let _ = reply_socket.send_to(&buf[..n], client);
-                return;
-            }
-        }
-        if let Some(reply) = failure(&query) {
-            let _ = reply_socket.send_to(&reply, client);
-        }
+    let (query, upstream, counter) = (query.to_vec(), upstream.to_vec(), in_flight.clone());
+    let spawned = std::thread::Builder::new().spawn(move || {
+        relay(&reply_socket, &query, client, &upstream);
+        counter.fetch_sub(1, Ordering::SeqCst);
     });
+    if spawned.is_err() {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Asks each upstream server in turn and sends the client the first answer, whole (up to
+/// UDP's limit: the client's EDNS size is the upstream's to honour).
+fn relay(reply_socket: &UdpSocket, query: &[u8], client: SocketAddr, upstream: &[SocketAddr]) {
+    let mut buf = vec![0u8; 65535];
+    for server in upstream {
+        let bind: SocketAddr = if server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let Ok(out) = UdpSocket::bind(bind) else {
+            continue;
+        };
+        let _ = out.set_read_timeout(Some(UPSTREAM_WAIT));
+        if out.connect(server).and_then(|()| out.send(query)).is_err() {
+            continue;
+        }
+        if let Ok(n) = out.recv(&mut buf) {
+            let _ = reply_socket.send_to(&buf[..n], client);
+            return;
+        }
+    }
+    if let Some(reply) = failure(query) {
+        let _ = reply_socket.send_to(&reply, client);
+    }
 }
 
 /// One question of a query: the name (lower case, no final dot), its type and class, and
@@ -290,13 +349,6 @@ fn header(query: &[u8], rcode: u16, answers: u16, authoritative: bool) -> Vec<u8
     h.extend_from_slice(&answers.to_be_bytes());
     h.extend_from_slice(&[0, 0, 0, 0]);
     h
-}
-
-/// Reads the one-byte readiness signal of a server just started: the byte, or the end of
-/// the pipe (another server was there first, or it failed).
-pub(crate) fn wait_ready(mut from: impl Read) {
-    let mut byte = [0u8; 1];
-    let _ = from.read(&mut byte);
 }
 
 /// The server's side of readiness: one byte on `to`, then let it go.

@@ -270,6 +270,22 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
     .ok();
     b.run(&["exec", "lone", "ping", "-c1", "-W1", "db"])
         .fails(1, &["bad address 'db'"]);
+    // appnet's DNS server answers appnet's containers only.
+    let asked = b.run(&[
+        "exec",
+        "lone",
+        "nslookup",
+        "-type=a",
+        "-timeout=1",
+        "-retry=1",
+        "web",
+        &gateway,
+    ]);
+    assert!(
+        asked.code != 0 && !asked.stdout.contains(&web_ip),
+        "{}",
+        asked.stdout
+    );
     b.run(&["network", "connect", "--alias", "loner", "appnet", "lone"])
         .ok();
     b.run(&["exec", "lone", "ping", "-c1", "-W2", "db"]).ok();

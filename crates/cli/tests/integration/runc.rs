@@ -659,15 +659,15 @@ fn containerd_runs_containers_through_berth_runc() {
     c.ctr(&["container", "rm", &bg]).ok();
 }
 
+/// The test dockerd's bridge address: a subnet none of berth's networks takes.
+const DOCKERD_BRIDGE: &str = "10.213.7.1/24";
+
 /// Debian's dockerd (20.10) with `--add-runtime berth=<berth-runc>`, on a socket, data root
-/// and exec root of the test's own, with its bridge on a subnet of the test's (no iptables:
+/// and exec root of the test's own, with a bridge of the test's own (no iptables:
 /// published ports go through docker-proxy, so the host's firewall is untouched):
 /// `docker run --runtime berth` for output, exit codes, `-d -p` with a server answering on
 /// the published port (dockerd's network hook runs under berth-runc), exec, logs, stats and
 /// stop; and the same capability and seccomp lines as under `--runtime runc`.
-/// The test dockerd's bridge: a subnet none of berth's networks takes.
-const DOCKERD_BRIDGE: &str = "10.213.7.1/24";
-
 #[test]
 fn dockerd_runs_containers_through_berth_runc() {
     let b = crate::common::Berth::new();
@@ -678,8 +678,17 @@ fn dockerd_runs_containers_through_berth_runc() {
     b.run(&["save", "-o", archive.to_str().unwrap(), "busybox"])
         .ok();
     let socket = d.join("docker.sock");
+    // Its own bridge, never the host's docker0 (a Docker installed here keeps its own).
+    let bridge = format!("bdk{}", std::process::id() % 1_000_000);
+    for args in [
+        vec!["link", "add", &bridge, "type", "bridge"],
+        vec!["addr", "add", DOCKERD_BRIDGE, "dev", &bridge],
+        vec!["link", "set", &bridge, "up"],
+    ] {
+        assert!(Command::new("ip").args(&args).status().unwrap().success());
+    }
     let mut dockerd = Command::new("dockerd")
-        .args(["--iptables=false", "--bip", DOCKERD_BRIDGE, "--add-runtime"])
+        .args(["--iptables=false", "--bridge", &bridge, "--add-runtime"])
         .arg(format!("berth={}", d.join("berth-runc").display()))
         .arg("--data-root")
         .arg(d.join("data"))
@@ -788,8 +797,7 @@ fn dockerd_runs_containers_through_berth_runc() {
         .args(["-TERM", &dockerd.id().to_string()])
         .status();
     let _ = dockerd.wait();
-    // dockerd leaves its bridge behind when it stops.
-    let _ = Command::new("ip").args(["link", "del", "docker0"]).status();
+    let _ = Command::new("ip").args(["link", "del", &bridge]).status();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e);
     }

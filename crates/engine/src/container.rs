@@ -196,7 +196,7 @@ impl Engine {
         Ok(engine)
     }
 
-    fn containers_dir(&self) -> PathBuf {
+    pub(crate) fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }
 

@@ -27,7 +27,39 @@ impl Engine {
             self.remove(&r.id)?;
             deleted.push(r.id);
         }
+        self.sweep_unreadable();
         Ok(deleted)
+    }
+
+    /// Removes container folders without a readable record that are over a minute old: a
+    /// `create` killed between making the folder and writing the record, or a record (of a
+    /// `--rm` container, written without a disk flush) torn by a power loss. No command can
+    /// name them, so without this they would stay for good. Younger ones may be a `create`
+    /// under way.
+    fn sweep_unreadable(&self) {
+        let Ok(rd) = std::fs::read_dir(self.containers_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().to_string();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            if !old || self.load(&id).is_ok() {
+                continue;
+            }
+            let dir = e.path();
+            // Its root filesystem, should it still be mounted, goes first: removing through
+            // the mount would only whiteout the image's files in the upper layer.
+            let _ = rustix::mount::unmount(
+                &dir.join("bundle/rootfs"),
+                rustix::mount::UnmountFlags::DETACH,
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// Removes user networks no container names; returns their names.

@@ -110,6 +110,23 @@ fn killed_monitors_and_clis_leave_nothing_rm_cannot_clean() {
         }
     }
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
+    // A folder whose record a power loss tore (or a create killed before writing it) is
+    // listed by nothing; prune removes it once it is old enough not to be a create under way.
+    let torn = b.root().join("containers").join("ab".repeat(32));
+    std::fs::create_dir_all(torn.join("upper/etc")).unwrap();
+    std::fs::write(torn.join("container.json"), "").unwrap();
+    let young = b.root().join("containers").join("cd".repeat(32));
+    std::fs::create_dir_all(&young).unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(&torn)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    b.run(&["container", "prune", "-f"]).ok();
+    assert!(!torn.exists(), "a folder with a torn record was left");
+    assert!(young.exists(), "a create under way lost its folder");
+    std::fs::remove_dir(&young).unwrap();
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
         !mounts.contains(b.root().to_str().unwrap()),

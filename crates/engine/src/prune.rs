@@ -55,7 +55,7 @@ impl Engine {
             // Its root filesystem, should it still be mounted, goes first: removing through
             // the mount would only whiteout the image's files in the upper layer.
             let _ = rustix::mount::unmount(
-                &dir.join("bundle/rootfs"),
+                dir.join("bundle/rootfs"),
                 rustix::mount::UnmountFlags::DETACH,
             );
             let _ = std::fs::remove_dir_all(&dir);

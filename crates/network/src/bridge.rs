@@ -230,6 +230,35 @@ impl Bridge {
             .collect()
     }
 
+    /// The names the container at `client` (a member of this network) can reach, as
+    /// Docker's DNS answers them: this network's members, then the members of every other
+    /// network that container is on (their leases name it too).
+    pub(crate) fn names_seen_from(&self, client: Ipv4Addr) -> Vec<(Ipv4Addr, Vec<String>)> {
+        let own = self.ipam.peek();
+        let Some(container) = own.get(&client).map(|l| l.container.clone()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<(Ipv4Addr, Vec<String>)> =
+            own.into_iter().map(|(ip, l)| (ip, l.names)).collect();
+        let Ok(rd) = std::fs::read_dir(&self.networks_dir) else {
+            return names;
+        };
+        for e in rd.flatten() {
+            if e.path() == self.ipam.dir || !e.path().is_dir() {
+                continue;
+            }
+            let other = Ipam {
+                dir: e.path(),
+                subnet: self.ipam.subnet,
+            }
+            .peek();
+            if other.values().any(|l| l.container == container) {
+                names.extend(other.into_iter().map(|(ip, l)| (ip, l.names)));
+            }
+        }
+        names
+    }
+
     /// Whether the network's DNS server runs (see [`crate::dns`]).
     pub fn dns_running(&self) -> bool {
         crate::dns::running(&self.ipam.dir)

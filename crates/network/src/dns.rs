@@ -1,8 +1,9 @@
 //! The DNS server of a user-defined network, Docker's embedded DNS done daemonless (as
 //! Podman's aardvark-dns): one small process per network, listening on the bridge's address,
 //! port 53 (the containers' `nameserver`). It answers the names, aliases and short IDs of
-//! the network's containers from the network's leases, read again for every question so
-//! that joins and leaves show at once, and passes every other question on to the host's own
+//! the containers on the asking container's networks (this one and any other it is
+//! connected to, as Docker's DNS does) from the networks' leases, read again for every
+//! question so that joins and leaves show at once, and passes every other question on to the host's own
 //! resolvers (so `127.0.0.53` and other loopback resolvers work from containers too). It
 //! ends by itself a few seconds after the network has no container left.
 //!
@@ -117,10 +118,12 @@ pub(crate) fn serve(bridge: &Bridge, ready: impl FnOnce()) -> Result<(), Error> 
                 let query = &buf[..n];
                 // The network's own containers only: the socket is on a host address, and
                 // neither the names nor the relay are anyone else's.
-                let member =
-                    matches!(client, SocketAddr::V4(a) if bridge.subnet().contains(*a.ip()));
-                if member && question(query).is_some() {
-                    match answer(query, &bridge.names()) {
+                let member = match client {
+                    SocketAddr::V4(a) if bridge.subnet().contains(*a.ip()) => Some(*a.ip()),
+                    _ => None,
+                };
+                if let (Some(ip), Some(_)) = (member, question(query)) {
+                    match answer(query, &bridge.names_seen_from(ip)) {
                         Some(reply) => {
                             let _ = socket.send_to(&reply, client);
                         }

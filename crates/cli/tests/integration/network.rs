@@ -289,6 +289,15 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
     b.run(&["network", "connect", "--alias", "loner", "appnet", "lone"])
         .ok();
     b.run(&["exec", "lone", "ping", "-c1", "-W2", "db"]).ok();
+    // Its nameserver is its first network's (other's) server, which answers for every
+    // network it is on, as Docker's DNS does.
+    let asked = b.run(&["exec", "lone", "nslookup", "-type=a", "db", "10.99.7.1"]);
+    assert!(
+        asked.stdout.contains(&format!("Address: {db_ip}")),
+        "{} {}",
+        asked.stdout,
+        asked.stderr
+    );
     b.run(&["exec", "db", "ping", "-c1", "-W2", "loner"]).ok();
     let v: serde_json::Value = serde_json::from_str(b.run(&["inspect", "lone"]).ok()).unwrap();
     let nets = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();

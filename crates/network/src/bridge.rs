@@ -240,23 +240,29 @@ impl Bridge {
         };
         let mut names: Vec<(Ipv4Addr, Vec<String>)> =
             own.into_iter().map(|(ip, l)| (ip, l.names)).collect();
-        let Ok(rd) = std::fs::read_dir(&self.networks_dir) else {
-            return names;
-        };
-        for e in rd.flatten() {
-            if e.path() == self.ipam.dir || !e.path().is_dir() {
-                continue;
-            }
-            let other = Ipam {
-                dir: e.path(),
-                subnet: self.ipam.subnet,
-            }
-            .peek();
+        for other in self.other_networks_leases() {
             if other.values().any(|l| l.container == container) {
                 names.extend(other.into_iter().map(|(ip, l)| (ip, l.names)));
             }
         }
         names
+    }
+
+    /// The leases of every other network on this machine (read without their locks).
+    fn other_networks_leases(&self) -> Vec<Leases> {
+        let Ok(rd) = std::fs::read_dir(&self.networks_dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.path() != self.ipam.dir && e.path().is_dir())
+            .map(|e| {
+                Ipam {
+                    dir: e.path(),
+                    subnet: self.ipam.subnet,
+                }
+                .peek()
+            })
+            .collect()
     }
 
     /// Whether the network's DNS server runs (see [`crate::dns`]).
@@ -355,17 +361,8 @@ impl Bridge {
     /// Every network's leases on this machine: published ports are one namespace.
     fn all_leases(&self, own: &Leases) -> Leases {
         let mut all = own.clone();
-        if let Ok(rd) = std::fs::read_dir(&self.networks_dir) {
-            for e in rd.flatten() {
-                if e.path() == self.ipam.dir || !e.path().is_dir() {
-                    continue;
-                }
-                let other = Ipam {
-                    dir: e.path(),
-                    subnet: self.ipam.subnet,
-                };
-                all.extend(other.peek());
-            }
+        for other in self.other_networks_leases() {
+            all.extend(other);
         }
         all
     }

@@ -398,9 +398,7 @@ fn attach_networks(
         if i == 0 {
             // The first network's server is the container's nameserver; without one, the
             // host's resolvers are (the names still resolve through /etc/hosts).
-            if a.dns.is_some()
-                && (engine.ensure_dns(&def, &bridge).is_err() || !bridge.dns_running())
-            {
+            if a.dns.is_some() && !engine.ensure_dns(&def, &bridge).unwrap_or(false) {
                 a.dns = None;
             }
             record.ip = Some(a.ip.to_string());

@@ -227,11 +227,14 @@ impl Engine {
 
     /// Starts the DNS server of a user network unless one runs (a container is joining
     /// it): `berth network-dns ID`, detached, waited for (2 s at most) until it listens, so
-    /// the container's first question finds it.
-    pub(crate) fn ensure_dns(&self, def: &NetworkDef, bridge: &Bridge) -> Result<(), Error> {
+    /// the container's first question finds it. Says whether a server runs now.
+    pub(crate) fn ensure_dns(&self, def: &NetworkDef, bridge: &Bridge) -> Result<bool, Error> {
         use std::os::unix::process::CommandExt;
-        if !bridge.dns_wanted() || bridge.dns_running() {
-            return Ok(());
+        if !bridge.dns_wanted() {
+            return Ok(false);
+        }
+        if bridge.dns_running() {
+            return Ok(true);
         }
         let exe = std::env::current_exe().map_err(Error::io("finding the berth binary"))?;
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
@@ -264,7 +267,7 @@ impl Engine {
             tv_nsec: 0,
         };
         let _ = rustix::event::poll(&mut fds, Some(&wait));
-        Ok(())
+        Ok(bridge.dns_running())
     }
 
     /// The `network-dns` command: leaves its caller (the caller reaps the parent at once,

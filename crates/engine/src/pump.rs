@@ -162,4 +162,29 @@ mod tests {
             .collect();
         assert_eq!(err, ["err\n"]);
     }
+
+    /// Without a pidfd (no PID, as with a kernel that refuses pidfd_open), the streams'
+    /// end is the end: every line, the last one without a newline too, is kept.
+    #[test]
+    fn without_a_pidfd_the_streams_end_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.json");
+        let log = Arc::new(Mutex::new(File::create(&path).unwrap()));
+        let (out_r, mut out_w) = std::io::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            write!(out_w, "first\nlast").unwrap();
+        });
+        pump(
+            None,
+            vec![Source::new(out_r, StreamLog::new("stdout", log, None))],
+            None,
+        );
+        writer.join().unwrap();
+        let lines: Vec<String> = crate::logs::read(&path)
+            .into_iter()
+            .map(|e| e.log)
+            .collect();
+        assert_eq!(lines, ["first\n", "last"]);
+    }
 }

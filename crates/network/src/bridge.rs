@@ -211,23 +211,9 @@ impl Bridge {
         self.ipam.subnet.gateway()
     }
 
-    /// Whether containers find each other by name here (user networks).
-    pub fn resolves_names(&self) -> bool {
-        self.resolves_names
-    }
-
     /// Where the network keeps its leases (and its DNS server's lock).
     pub(crate) fn lease_dir(&self) -> &Path {
         &self.ipam.dir
-    }
-
-    /// Every member's address and the names it answers to.
-    pub(crate) fn names(&self) -> Vec<(Ipv4Addr, Vec<String>)> {
-        self.ipam
-            .peek()
-            .into_iter()
-            .map(|(ip, l)| (ip, l.names))
-            .collect()
     }
 
     /// The names the container at `client` (a member of this network) can reach, as

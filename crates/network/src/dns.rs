@@ -144,7 +144,7 @@ pub(crate) fn serve(bridge: &Bridge, ready: impl FnOnce()) -> Result<(), Error> 
             if !dir.exists() {
                 return Ok(());
             }
-            if !bridge.names().is_empty() {
+            if !bridge.members().is_empty() {
                 last_member = Instant::now();
             } else if last_member.elapsed() >= IDLE {
                 if bridge.leave_dns_if_empty(&lock) {

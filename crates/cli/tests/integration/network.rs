@@ -426,3 +426,72 @@ fn udp_ports_are_published_too() {
     }
     b.run(&["rm", "-f", "udp"]).ok();
 }
+
+/// When another program holds port 53 on a network's gateway, its containers keep the
+/// host's resolvers (names still resolve through /etc/hosts), and starts do not wait for a
+/// server that cannot listen.
+#[test]
+fn a_taken_dns_port_falls_back_to_the_hosts_resolvers() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    b.run(&["network", "create", "--subnet", "10.99.9.0/24", "busy53"])
+        .ok();
+    // The bridge (and its address) comes with the first container.
+    b.run(&["run", "--rm", "--network", "busy53", "busybox", "true"])
+        .ok();
+    b.run(&["network", "rm", "busy53"]).ok();
+    b.run(&["network", "create", "--subnet", "10.99.9.0/24", "busy53"])
+        .ok();
+    b.run(&["run", "--rm", "--network", "busy53", "busybox", "true"])
+        .ok();
+    // The previous server may still be leaving: wait until the port can be taken.
+    let mut taken = None;
+    for _ in 0..100 {
+        match std::net::UdpSocket::bind("10.99.9.1:53") {
+            Ok(s) => {
+                taken = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    let _taken = taken.expect("the gateway's port 53 never came free");
+    let started = std::time::Instant::now();
+    b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "busy53",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let resolv = b
+        .run(&["exec", "peer", "cat", "/etc/resolv.conf"])
+        .ok()
+        .to_string();
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap();
+    assert_eq!(resolv, host);
+    b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "busy53",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "peer",
+    ])
+    .ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "starts waited for a server that cannot listen: {:?}",
+        started.elapsed()
+    );
+    b.run(&["rm", "-f", "peer"]).ok();
+    b.run(&["network", "rm", "busy53"]).ok();
+}

@@ -529,8 +529,14 @@ assert "busybox:latest" in names and "pybuilt:1" in names, names
 assert c.containers.run("pybuilt:1", remove=True) == b"built-by-py\n"
 net = c.networks.create("pynet", labels={{"made": "py"}})
 vol = c.volumes.create("pyvol")
-ct = c.containers.run("busybox", ["sh", "-c", "echo on-volume > /v/x; sleep 300"], detach=True,
-                      network="pynet", volumes={{"pyvol": {{"bind": "/v", "mode": "rw"}}}}, name="pyweb")
+ct = c.containers.run("busybox", ["sh", "-c", "echo on-volume > /v/x; echo written; sleep 300"],
+                      detach=True, network="pynet",
+                      volumes={{"pyvol": {{"bind": "/v", "mode": "rw"}}}}, name="pyweb")
+import time
+for _ in range(100):
+    if b"written" in ct.logs():
+        break
+    time.sleep(0.05)
 net.reload()
 assert [x.name for x in net.containers] == ["pyweb"], net.containers
 assert [n.name for n in c.networks.list(filters={{"label": "made=py"}})] == ["pynet"]

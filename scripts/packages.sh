@@ -4,7 +4,8 @@
 set -euo pipefail
 PACKAGES=(docker-registry mmdebstrap busybox-static skopeo podman apache2-utils zstd attr curl
           openssl ca-certificates util-linux gzip tar python3 libseccomp-dev pkg-config iproute2 nftables
-          tini procps docker-compose python3-docker python3-pip runc crun containerd docker.io)
+          tini procps docker-compose python3-docker python3-pip runc crun containerd docker.io
+          qemu-system-x86)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -299,6 +299,11 @@ pub fn run_options(body: &Value, name: Option<&str>) -> Result<RunOptions, ApiEr
         init: boolean(&host["Init"]),
         interactive: boolean(&body["OpenStdin"]),
         tty: boolean(&body["Tty"]),
+        attach: berth_engine::options::AttachStreams {
+            stdin: boolean(&body["AttachStdin"]),
+            stdout: boolean(&body["AttachStdout"]),
+            stderr: boolean(&body["AttachStderr"]),
+        },
         transient: false,
     })
 }

@@ -42,6 +42,9 @@ pub struct ContainerRecord {
     pub state: State,
     /// Exit code once exited.
     pub exit_code: Option<i32>,
+    /// Whether the OOM killer struck during the last run (Docker's `State.OOMKilled`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     /// The monitor's process ID while running.
     pub monitor_pid: Option<u32>,
     /// The container init's host PID while running.
@@ -331,6 +334,7 @@ impl Engine {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             state: State::Created,
             exit_code: None,
+            oom_killed: false,
             monitor_pid: None,
             pid: None,
             started_at: None,

@@ -453,6 +453,31 @@ fn append_tree(
         header.set_size(meta.len());
         let name = name.ok_or_else(|| Error::Invalid(format!("{} is a file", src.display())))?;
         tar.append_data(&mut header, name, file).map_err(ctx())?;
+    } else {
+        // FIFOs and device nodes go as themselves, as `docker cp` copies them.
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        let entry = if kind.is_fifo() {
+            tar::EntryType::Fifo
+        } else if kind.is_char_device() {
+            tar::EntryType::Char
+        } else if kind.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            return Ok(()); // a socket: nothing a copy can carry
+        };
+        let name = name.ok_or_else(|| Error::Invalid(format!("{} is a file", src.display())))?;
+        header.set_entry_type(entry);
+        header.set_size(0);
+        let rdev = meta.rdev();
+        header
+            .set_device_major(rustix::fs::major(rdev))
+            .map_err(ctx())?;
+        header
+            .set_device_minor(rustix::fs::minor(rdev))
+            .map_err(ctx())?;
+        tar.append_data(&mut header, name, std::io::empty())
+            .map_err(ctx())?;
     }
     Ok(())
 }

@@ -24,12 +24,15 @@ pub struct Entry {
 const MAX_LINE: usize = 16 * 1024;
 
 /// One stream of the container (stdout, stderr, or a pty's output) on its way into the log,
-/// one record per line, and to the attached clients as each chunk comes. The monitor feeds
-/// it from its single waiting loop ([`crate::pump`]).
+/// one record per line, and to the attached clients as each chunk comes (and, for a
+/// foreground `run`, to the caller's own stdout or stderr). The monitor feeds it from its
+/// single waiting loop ([`crate::pump`]).
 pub struct StreamLog {
     stream: &'static str,
     log: Arc<Mutex<File>>,
     hub: Option<Arc<crate::attach::Hub>>,
+    /// The foreground caller's stream, written as each chunk comes.
+    echo: Option<File>,
     /// Output since the last newline.
     pending: Vec<u8>,
 }
@@ -45,12 +48,30 @@ impl StreamLog {
             stream,
             log,
             hub,
+            echo: None,
             pending: Vec::new(),
         }
     }
 
-    /// Takes one chunk of output: to the clients now, to the log line by line.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    /// Also writes the output to `to` (a foreground `run`'s own stdout or stderr), as the
+    /// Docker CLI prints what it reads from an attached container.
+    pub fn echo(mut self, to: Option<File>) -> StreamLog {
+        self.echo = to;
+        self
+    }
+
+    /// Takes one chunk of output: to the caller and the clients now, to the log line by
+    /// line. Returns false once the caller's end of the echo is closed (`berth run … |
+    /// head -1`): the stream should then be closed too, so that the container's next write
+    /// fails as it would in a pipeline of its own.
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        let mut open = true;
+        if let Some(echo) = &mut self.echo {
+            if let Err(e) = echo.write_all(bytes) {
+                open = e.kind() != std::io::ErrorKind::BrokenPipe;
+                self.echo = None;
+            }
+        }
         if let Some(hub) = &self.hub {
             let kind = if self.stream == "stderr" {
                 crate::attach::STDERR
@@ -70,6 +91,7 @@ impl StreamLog {
             let part: Vec<u8> = self.pending.drain(..MAX_LINE).collect();
             self.record(&part);
         }
+        open
     }
 
     /// The stream ended: what came after the last newline becomes a record too.

@@ -232,9 +232,10 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
     // Whatever happened, the mount goes and the record says how it ended.
     let unmounted = layout.unmount();
     let code = match &result {
-        Ok(code) => *code,
+        Ok(exit) => exit.code,
         Err(e) => e.run_exit_code(),
     };
+    let oom_killed = result.as_ref().is_ok_and(|exit| exit.oom_killed);
     let restart = result.is_ok()
         && record
             .options
@@ -258,6 +259,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         }
         r.finished_at = Some(now());
         r.exit_code = Some(code);
+        r.oom_killed = oom_killed;
         r.error = error.clone();
     })?;
     engine.clear_paused(id);
@@ -281,7 +283,7 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
         engine.keep_exit(id, code, error.as_deref());
         engine.remove_with_volumes(id)?;
     }
-    let code = result?;
+    let code = result?.code;
     unmounted?;
     Ok(Outcome::Exited(code))
 }
@@ -292,7 +294,7 @@ fn prepare_and_run(
     config: oci_spec::image::ImageConfiguration,
     layout: &Layout,
     streams: Streams,
-) -> Result<i32, Error> {
+) -> Result<berth_runtime::Exit, Error> {
     let options = &record.options;
     let image = config.config().clone().unwrap_or_default();
     let hostname = options
@@ -390,7 +392,7 @@ fn attach_networks(
             id: &record.id,
             ifname: &e.ifname,
             ports: &publish,
-            names: crate::networks::endpoint_names(record, e),
+            names: crate::networks::resolvable_names(record, e),
             hosts_file: Some(hosts.clone()),
             default_route: i == 0,
         })?;
@@ -478,7 +480,7 @@ fn start_and_wait(
     streams: Streams,
     process: &Process,
     attached: Option<&berth_network::Attached>,
-) -> Result<i32, Error> {
+) -> Result<berth_runtime::Exit, Error> {
     let options = &record.options;
     let dir = engine.dir(&record.id);
     let gateway = attached
@@ -531,7 +533,13 @@ fn start_and_wait(
         .map_err(|e| Error::Invalid(format!("writing {}: {e}", config_path.display())))?;
     // The monitor stays resident for the container's life: what setup used goes now.
     drop(spec);
-    let runtime = berth_runtime::Runtime::new(engine.runtime_root());
+    let runtime = berth_runtime::Runtime::new(engine.runtime_root()).read_only_cgroups(
+        if options.privileged {
+            Vec::new()
+        } else {
+            vec![crate::spec::CGROUP_MOUNT.into()]
+        },
+    );
     // Caught from before the clone, so a signal sent while the container starts is not lost.
     let proxy = match streams {
         Streams::Inherit => {
@@ -569,7 +577,8 @@ fn start_and_wait(
     let input: crate::attach::Input = Arc::new(Mutex::new(None));
     let mut pty = None;
     let running = match (streams, options.tty) {
-        (Streams::Inherit, _) => {
+        (Streams::Inherit, _) if options.transient => {
+            // A build step's output goes straight to the build's: nobody reads its log.
             // Without -i the container reads nothing, as with Docker (`run busybox cat` ends).
             let stdin = if options.interactive {
                 None
@@ -614,31 +623,59 @@ fn start_and_wait(
             sources.push(Source::new(master, log));
             running
         }
-        (_, false) => {
+        (Streams::Inherit, _) | (_, false) => {
             let log = open_log()?;
             let (out_r, out_w) = std::io::pipe().map_err(Error::io("making the stdout pipe"))?;
             let (err_r, err_w) = std::io::pipe().map_err(Error::io("making the stderr pipe"))?;
-            // With -i, stdin is a pipe that attached clients write to.
-            let stdin = if options.interactive {
+            let foreground = streams == Streams::Inherit;
+            // In the foreground, the caller's own stdin with -i (unless -a leaves it out);
+            // detached, with -i, a pipe that attached clients write to.
+            let stdin = if foreground {
+                if options.interactive && options.attach.stdin {
+                    None
+                } else {
+                    Some(null()?)
+                }
+            } else if options.interactive {
                 let (in_r, in_w) = std::io::pipe().map_err(Error::io("making the stdin pipe"))?;
                 *input.lock().expect("input lock") =
                     Some(std::fs::File::from(std::os::fd::OwnedFd::from(in_w)));
-                in_r.into()
+                Some(in_r.into())
             } else {
-                null()?
+                Some(null()?)
             };
             let running = runtime.start(
                 &record.id,
                 &layout.bundle,
                 Stdio {
-                    stdin: Some(stdin),
+                    stdin,
                     stdout: Some(out_w.into()),
                     stderr: Some(err_w.into()),
                     console: None,
                 },
             )?;
-            for (pipe, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
-                let log = StreamLog::new(stream, log.clone(), hub.clone());
+            // A foreground run's output is Docker's too: the container writes to pipes (it
+            // never sees the caller's terminal without -t), and what it writes reaches the
+            // log and the caller's streams that -a names.
+            use std::os::fd::AsFd;
+            let callers = [
+                (
+                    options.attach.stdout,
+                    std::io::stdout().as_fd().try_clone_to_owned(),
+                ),
+                (
+                    options.attach.stderr,
+                    std::io::stderr().as_fd().try_clone_to_owned(),
+                ),
+            ];
+            for ((pipe, stream), (attached, caller)) in [(out_r, "stdout"), (err_r, "stderr")]
+                .into_iter()
+                .zip(callers)
+            {
+                let echo = (foreground && attached)
+                    .then(|| caller.ok().map(std::fs::File::from))
+                    .flatten();
+                let log = StreamLog::new(stream, log.clone(), hub.clone()).echo(echo);
                 sources.push(Source::new(pipe, log));
             }
             running
@@ -675,6 +712,7 @@ fn start_and_wait(
         r.state = published.state;
         r.pid = published.pid;
         r.started_at = published.started_at.clone();
+        r.oom_killed = false;
         r.ip = published.ip.clone();
         r.ports = published.ports.clone();
         for e in r.networks.iter_mut() {

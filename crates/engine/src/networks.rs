@@ -419,7 +419,7 @@ impl Engine {
                 id: &record.id,
                 ifname: &endpoint.ifname,
                 ports: &[],
-                names: endpoint_names(&record, &endpoint),
+                names: resolvable_names(&record, &endpoint),
                 hosts_file: Some(self.dir(&record.id).join("hosts")),
                 default_route: record.networks.is_empty(),
             })?;
@@ -516,6 +516,17 @@ pub fn endpoint_names(record: &ContainerRecord, endpoint: &NetworkEndpoint) -> V
     names.extend(endpoint.aliases.iter().cloned());
     names.push(record.id[..12].to_string());
     names
+}
+
+/// The names a container is found by on a network: [`endpoint_names`], and each of them
+/// followed by the network's name (`web.backend`), which Docker's embedded DNS answers too.
+pub fn resolvable_names(record: &ContainerRecord, endpoint: &NetworkEndpoint) -> Vec<String> {
+    let names = endpoint_names(record, endpoint);
+    let qualified: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}.{}", endpoint.network))
+        .collect();
+    names.into_iter().chain(qualified).collect()
 }
 
 /// Subnets the host already routes (its own networks), which a new network must avoid.

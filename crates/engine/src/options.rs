@@ -76,9 +76,55 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `-t`: give the container a pseudo-terminal.
     pub tty: bool,
+    /// `-a`: the streams a foreground `run` connects to its caller.
+    pub attach: AttachStreams,
     /// The container's filesystem is thrown away (or read once) when it ends, as a build
     /// step's: like `--rm`, its overlay is mounted `volatile`, never synced to disk.
     pub transient: bool,
+}
+
+/// The streams a foreground `run` connects to its caller (Docker's `Config.AttachStdin`,
+/// `AttachStdout` and `AttachStderr`); the others go to the log alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachStreams {
+    /// The caller's input reaches the container (with `-i`).
+    pub stdin: bool,
+    /// The container's stdout reaches the caller.
+    pub stdout: bool,
+    /// The container's stderr reaches the caller.
+    pub stderr: bool,
+}
+
+impl AttachStreams {
+    /// Docker's rule: the streams named by `-a` (any case), or else stdout and stderr, and
+    /// stdin with `-i`; none when detached.
+    pub fn parse(values: &[String], interactive: bool, detached: bool) -> Result<Self, Error> {
+        if values.is_empty() {
+            return Ok(AttachStreams {
+                stdin: interactive && !detached,
+                stdout: !detached,
+                stderr: !detached,
+            });
+        }
+        if detached {
+            return Err(invalid("Conflicting options: -a and -d"));
+        }
+        let mut a = AttachStreams::default();
+        for v in values {
+            match v.to_ascii_lowercase().as_str() {
+                "stdin" => a.stdin = true,
+                "stdout" => a.stdout = true,
+                "stderr" => a.stderr = true,
+                _ => {
+                    return Err(invalid(format!(
+                        "invalid argument {v:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                    )))
+                }
+            }
+        }
+        Ok(a)
+    }
 }
 
 /// One `-v` entry.

@@ -94,7 +94,11 @@ pub fn pump(pid: Option<i32>, mut sources: Vec<Source>, hub: Option<&Hub>) {
                 continue;
             }
             match sources[i].file.read(&mut buf) {
-                Ok(n) if n > 0 => sources[i].log.feed(&buf[..n]),
+                Ok(n) if n > 0 => {
+                    if !sources[i].log.feed(&buf[..n]) {
+                        sources.swap_remove(i).log.finish();
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 // The end; a pty whose last writer closed says EIO.
                 _ => sources.swap_remove(i).log.finish(),

@@ -165,6 +165,9 @@ pub struct SpecInputs<'a> {
     pub init: Option<&'a Path>,
 }
 
+/// Where the container sees its own cgroups, read-only unless privileged.
+pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
 /// Where Docker's `--init` binary is mounted in the container.
 pub const INIT_PATH: &str = "/sbin/docker-init";
 
@@ -201,11 +204,18 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
     } else {
         json!(["nosuid", "noexec", "nodev", "ro"])
     };
+    // Docker's: the container's own cgroups (its cgroup namespace's root on v2), where
+    // runtimes such as the JVM's read their limits; read-only unless privileged.
+    let cgroup_options = match sys_options.as_array() {
+        Some(o) => json!(o),
+        None => json!([]),
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": nosuid_noexec_nodev}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
+        json!({"destination": CGROUP_MOUNT, "type": "cgroup", "source": "cgroup", "options": cgroup_options}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid_noexec_nodev}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
         bind("resolv.conf", "/etc/resolv.conf"),

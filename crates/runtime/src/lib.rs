@@ -21,6 +21,9 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+mod oom;
+mod seal;
+mod signals;
 mod warm;
 
 pub use warm::warm_cgroup_lock;
@@ -45,6 +48,14 @@ pub enum Error {
         stage: &'static str,
         /// libcontainer's error (boxed: it is large, and errors are the rare path).
         source: Box<libcontainer::error::LibcontainerError>,
+    },
+    /// The read-only cgroup mount could not be made read-only: the container is not started.
+    #[error("container {id}: making its cgroup mount read-only: {source}")]
+    Seal {
+        /// The container ID.
+        id: String,
+        /// The errno.
+        source: std::io::Error,
     },
     /// Waiting for the container's process failed.
     #[error("container {id}: waiting for its process: {source}")]
@@ -126,6 +137,7 @@ pub(crate) fn drain(readers: Vec<std::io::PipeReader>) {
 /// Runs OCI bundles, keeping per-container runtime state under `state_root`.
 pub struct Runtime {
     state_root: PathBuf,
+    read_only_cgroups: Vec<PathBuf>,
 }
 
 /// A started container, to wait for.
@@ -150,7 +162,17 @@ impl Runtime {
     /// A runtime whose state (one directory per running container) lives in `state_root`,
     /// which should be on a tmpfs such as `/run`, since it dies with the processes.
     pub fn new(state_root: PathBuf) -> Runtime {
-        Runtime { state_root }
+        Runtime {
+            state_root,
+            read_only_cgroups: Vec::new(),
+        }
+    }
+
+    /// Makes the `cgroup` mount at each of `destinations` read-only before the container
+    /// starts (the spec's `ro`, which libcontainer does not apply to them).
+    pub fn read_only_cgroups(mut self, destinations: Vec<PathBuf>) -> Runtime {
+        self.read_only_cgroups = destinations;
+        self
     }
 
     /// libcontainer's builder for container `id`, with its state under our root and the
@@ -161,6 +183,7 @@ impl Runtime {
         stage: &'static str,
         stdio: Stdio,
     ) -> Result<ContainerBuilder, Error> {
+        signals::default_for_children();
         let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(runtime_error(id, stage))?
@@ -190,6 +213,15 @@ impl Runtime {
             .with_detach(console)
             .build()
             .map_err(runtime_error(id, "create"))?;
+        if let Some(pid) = container.pid() {
+            if let Err(e) = seal::read_only_in(pid.as_raw(), &self.read_only_cgroups) {
+                let _ = container.delete(true);
+                return Err(Error::Seal {
+                    id: id.to_string(),
+                    source: e,
+                });
+            }
+        }
         if let Err(e) = container.start() {
             let _ = container.delete(true);
             return Err(runtime_error(id, "start")(e));
@@ -236,7 +268,7 @@ impl Runtime {
     /// Creates, starts and waits for a container with this process's stdio; returns its
     /// exit code.
     pub fn run(&self, id: &str, bundle: &Path) -> Result<i32, Error> {
-        self.start(id, bundle, Stdio::default())?.wait()
+        Ok(self.start(id, bundle, Stdio::default())?.wait()?.code)
     }
 }
 
@@ -258,6 +290,16 @@ pub fn wait_pid(pid: i32) -> Result<i32, Error> {
     }
 }
 
+/// How a container's init ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code as a shell reports it (128+N for signal N).
+    pub code: i32,
+    /// Whether the kernel's OOM killer killed a process of the container while it ran
+    /// (Docker's `State.OOMKilled`).
+    pub oom_killed: bool,
+}
+
 impl Running {
     /// The host PID of the container's init process.
     pub fn pid(&self) -> Option<i32> {
@@ -265,8 +307,8 @@ impl Running {
     }
 
     /// Waits for the init process, deletes the container's runtime state and cgroup, and
-    /// returns the exit code as a shell reports it (128+N for signal N).
-    pub fn wait(mut self) -> Result<i32, Error> {
+    /// says how the container ended.
+    pub fn wait(mut self) -> Result<Exit, Error> {
         let code = match self.container.pid() {
             Some(pid) => loop {
                 match waitpid(pid, None) {
@@ -283,6 +325,11 @@ impl Running {
             },
             None => Ok(0),
         };
+        // The cgroup's counters go with it: read them first.
+        let oom_killed = self
+            .container
+            .spec()
+            .is_ok_and(|spec| oom::oom_kills(&spec.cgroup_path) > 0);
         // Delete even after a failed wait, keeping the first error.
         let deleted = self
             .container
@@ -290,6 +337,6 @@ impl Running {
             .map_err(runtime_error(&self.id, "delete"));
         let code = code?;
         deleted?;
-        Ok(code)
+        Ok(Exit { code, oom_killed })
     }
 }

@@ -123,6 +123,9 @@ pub struct CreateArgs {
     /// Keep STDIN open even if not attached.
     #[arg(short, long)]
     pub interactive: bool,
+    /// Attach to STDIN, STDOUT or STDERR.
+    #[arg(short, long)]
+    pub attach: Vec<String>,
     /// Allocate a pseudo-TTY.
     #[arg(short, long)]
     pub tty: bool,
@@ -172,7 +175,7 @@ fn read_lines(path: &str, what: &str) -> Result<String, Failure> {
 }
 
 /// Translates `create`/`run` flags into the engine's options.
-fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> {
+fn run_options(args: &CreateArgs, command: &str, detach: bool) -> Result<RunOptions, Failure> {
     let bad = |e| flag_failure(command, e);
     let mut publish = Vec::new();
     for p in &args.publish {
@@ -322,6 +325,7 @@ fn run_options(args: &CreateArgs, command: &str) -> Result<RunOptions, Failure> 
         init: args.init,
         interactive: args.interactive,
         tty: args.tty,
+        attach: opts::AttachStreams::parse(&args.attach, args.interactive, detach).map_err(bad)?,
         transient: false,
     })
 }
@@ -350,7 +354,7 @@ fn create_container(app: &App, engine: &Engine, options: &RunOptions) -> Result<
 }
 
 pub fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
-    let options = run_options(&args, "create")?;
+    let options = run_options(&args, "create", false)?;
     let engine = open_engine(app)?;
     let id = create_container(app, &engine, &options)?;
     println!("{id}");
@@ -358,7 +362,7 @@ pub fn create(app: &App, args: CreateArgs) -> Result<(), Failure> {
 }
 
 pub fn run(app: &App, args: RunArgs) -> Result<(), Failure> {
-    let options = run_options(&args.create, "run")?;
+    let options = run_options(&args.create, "run", args.detach)?;
     if options.tty && options.interactive && !args.detach && !berth_engine::tty::stdin_is_terminal()
     {
         return Err(Failure {

@@ -854,6 +854,35 @@ fn cp_both_ways_never_leaves_the_container() {
     b.run(&["cp", "box:/data/pipe", h("pipe").to_str().unwrap()])
         .ok();
     assert!(started.elapsed() < Duration::from_secs(5));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(h("pipe"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // FIFOs and device nodes go in as themselves too.
+    std::fs::create_dir(h("special")).unwrap();
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkfifo {0}/fifo && mknod {0}/null c 1 3",
+            h("special").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    b.run(&["cp", h("special").to_str().unwrap(), "box:/data/"])
+        .ok();
+    assert_eq!(
+        b.run(&[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "test -p /data/special/fifo && stat -c '%F %t:%T' /data/special/null"
+        ])
+        .ok(),
+        "character special file 1:3\n"
+    );
     // A tar on stdout.
     let tar = b.run(&["cp", "box:/data/f", "-"]);
     assert!(

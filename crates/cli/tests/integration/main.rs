@@ -8,6 +8,7 @@ mod api;
 mod archives;
 mod auth;
 mod build;
+mod cgroup2;
 mod containers;
 mod crash;
 mod errors;

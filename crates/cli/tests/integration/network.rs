@@ -231,7 +231,14 @@ fn user_networks_resolve_names_and_aliases_and_leave_nothing() {
         resolv.starts_with(&format!("nameserver {gateway}\n")) && resolv.contains("ndots:0"),
         "{resolv}"
     );
-    for (name, ip) in [("web", &web_ip), ("database", &db_ip), ("DB", &db_ip)] {
+    // Docker's `name.network` form too, for names and aliases.
+    for (name, ip) in [
+        ("web", &web_ip),
+        ("database", &db_ip),
+        ("DB", &db_ip),
+        ("web.appnet", &web_ip),
+        ("database.appnet", &db_ip),
+    ] {
         let looked = b.run(&["exec", "db", "nslookup", "-type=a", name, &gateway]);
         assert!(
             looked.stdout.contains(&format!("Address: {ip}")),

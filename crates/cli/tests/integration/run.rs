@@ -2,6 +2,12 @@
 
 use crate::common::Berth;
 
+/// `inspect` of one container.
+fn container(b: &Berth, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(b.run(&["inspect", name]).ok()).unwrap();
+    v[0].clone()
+}
+
 fn mounts_under(path: &std::path::Path) -> usize {
     std::fs::read_to_string("/proc/mounts")
         .unwrap()
@@ -107,6 +113,36 @@ reboot -f 2>/dev/null; echo reboot=$?
         &lines[10..13],
         ["mount-refused", "unshare-refused", "reboot=1"]
     );
+}
+
+/// Docker's /sys/fs/cgroup: the container's own cgroups, where runtimes such as the JVM's
+/// read their limits, and read-only all the way down (libcontainer leaves every part of it
+/// writable; berth seals it before the container starts) unless privileged.
+#[test]
+fn the_containers_cgroups_are_visible_and_read_only() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let script = r#"
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then f=/sys/fs/cgroup/memory.max; else f=/sys/fs/cgroup/memory/memory.limit_in_bytes; fi
+cat $f
+echo 1 > $f 2>/dev/null && echo limit-writable || echo limit-ro
+mkdir $(dirname $f)/x 2>/dev/null && echo mkdir-allowed || echo mkdir-refused
+awk '$2 ~ "^/sys/fs/cgroup" {split($4, o, ","); print o[1]}' /proc/mounts | sort -u
+"#;
+    let out = b.run(&[
+        "run", "--rm", "--memory", "64m", "busybox", "sh", "-c", script,
+    ]);
+    assert_eq!(out.ok(), "67108864\nlimit-ro\nmkdir-refused\nro\n");
+    let privileged = b.run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "awk '$2 ~ \"^/sys/fs/cgroup\" {split($4, o, \",\"); print o[1]}' /proc/mounts | sort -u",
+    ]);
+    assert_eq!(privileged.ok(), "rw\n");
 }
 
 #[test]
@@ -221,4 +257,135 @@ fn foreground_signals_reach_the_container_and_nothing_is_orphaned() {
         "--rm ran: the monitor survived the signal"
     );
     assert_eq!(mounts_under(&b.root()), 0);
+}
+
+/// A foreground run's output goes through pipes as Docker's does: the container never sees
+/// the caller's terminal without -t, the json-file log keeps it for `logs`, and `-a` picks
+/// the streams that reach the caller.
+#[test]
+fn foreground_output_is_piped_logged_and_attached_by_a() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    // On a terminal (script(1) gives the CLI one), the container still writes to a pipe.
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let line = format!(
+        "BERTH_ROOT={} BERTH_CONFIG={} {berth} run --rm busybox sh -c '[ -t 1 ] && echo tty || echo pipe'",
+        b.root().display(),
+        b.config_path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script(1), from bsdutils");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("pipe") && !seen.contains("tty"), "{seen:?}");
+
+    let both = b.run(&[
+        "run",
+        "--name",
+        "both",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(
+        (both.code, both.stdout.as_str(), both.stderr.as_str()),
+        (4, "out\n", "err\n")
+    );
+    let logs = b.run(&["logs", "both"]);
+    assert_eq!((logs.ok(), logs.stderr.as_str()), ("out\n", "err\n"));
+    let only_out = b.run(&[
+        "run",
+        "--name",
+        "only",
+        "-a",
+        "STDOUT",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!((only_out.ok(), only_out.stderr.as_str()), ("out\n", ""));
+    assert_eq!(b.run(&["logs", "only"]).stderr, "err\n");
+    let only_err = b.run(&[
+        "run",
+        "--rm",
+        "-a",
+        "stderr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!((only_err.ok(), only_err.stderr.as_str()), ("", "err\n"));
+    // Docker's Config says what was attached.
+    let attached = |name: &str| {
+        let v = container(&b, name);
+        let c = &v["Config"];
+        (
+            c["AttachStdin"].as_bool(),
+            c["AttachStdout"].as_bool(),
+            c["AttachStderr"].as_bool(),
+        )
+    };
+    assert_eq!(attached("both"), (Some(false), Some(true), Some(true)));
+    assert_eq!(attached("only"), (Some(false), Some(true), Some(false)));
+    b.run(&["run", "-d", "--name", "bg", "busybox", "true"])
+        .ok();
+    assert_eq!(attached("bg"), (Some(false), Some(false), Some(false)));
+
+    // With -i the caller's input still reaches the container.
+    let echo = b.run_with_input(&["run", "--rm", "-i", "busybox", "cat"], b"fed\n");
+    assert_eq!(echo.ok(), "fed\n");
+
+    // A reader that goes away ends the container's writes, as in a pipeline of its own.
+    let started = std::time::Instant::now();
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{berth} run --rm busybox yes | head -2"))
+        .env("BERTH_ROOT", b.root())
+        .env("BERTH_CONFIG", b.config_path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "y\ny\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    b.run(&["run", "-a", "stdin", "-a", "bogus", "busybox", "true"]).fails(
+        125,
+        &["invalid argument \"bogus\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"],
+    );
+    b.run(&["run", "-d", "-a", "stdout", "busybox", "true"])
+        .fails(125, &["Conflicting options: -a and -d"]);
+    b.run(&["rm", "-f", "both", "only", "bg"]).ok();
+    assert_eq!(b.count("containers"), 0);
+}
+
+/// The OOM killer's work shows as Docker shows it: exit 137 and `State.OOMKilled`.
+#[test]
+fn an_oom_kill_is_recorded() {
+    let b = Berth::new();
+    b.run(&["pull", "-q", "busybox"]).ok();
+    let hog = b.run(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "24m",
+        "--memory-swap",
+        "24m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(hog.code, 137, "{hog:?}");
+    assert!(!hog.stdout.contains("survived"));
+    assert_eq!(container(&b, "hog")["State"]["OOMKilled"], true);
+    b.run(&[
+        "run", "--name", "calm", "--memory", "24m", "busybox", "true",
+    ])
+    .ok();
+    assert_eq!(container(&b, "calm")["State"]["OOMKilled"], false);
+    b.run(&["rm", "-f", "hog", "calm"]).ok();
 }

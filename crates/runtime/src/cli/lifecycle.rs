@@ -66,7 +66,8 @@ fn absolute(p: &Path) -> Result<PathBuf, Error> {
 /// Checks the bundle the way runc reports problems, before libcontainer makes anything
 /// (so a bad bundle leaves nothing behind): config.json present and a runtime spec of
 /// version 1.x, root.path present. Returns the bundle's absolute path.
-fn check_bundle(bundle: &Path) -> Result<PathBuf, Error> {
+/// Returns the bundle's absolute path and the spec's read-only cgroup mounts.
+fn check_bundle(bundle: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
     let bundle = absolute(bundle)?;
     let path = bundle.join("config.json");
     let text = match fs::read(&path) {
@@ -99,7 +100,25 @@ fn check_bundle(bundle: &Path) -> Result<PathBuf, Error> {
     if !rootfs.is_dir() {
         return Err(Error::NoRootfs(rootfs));
     }
-    Ok(bundle)
+    Ok((bundle, crate::seal::read_only_cgroup_mounts(&spec)))
+}
+
+/// Applies the spec's read-only cgroup mounts to a just-created container (see
+/// [`crate::seal`]); on failure the container goes, so nothing half-made stays.
+fn seal(mut container: Container, read_only: &[PathBuf]) -> Result<Container, Error> {
+    let Some(pid) = container.pid() else {
+        return Ok(container);
+    };
+    match crate::seal::read_only_in(pid.as_raw(), read_only) {
+        Ok(()) => Ok(container),
+        Err(e) => {
+            let _ = container.delete(true);
+            Err(Error::Runtime {
+                op: "create",
+                message: format!("making the cgroup mount read-only: {e}"),
+            })
+        }
+    }
 }
 
 /// libcontainer's builder for `id` under `--root`, with runc's create/exec flags.
@@ -111,6 +130,7 @@ fn builder(
     preserve_fds: i32,
 ) -> Result<ContainerBuilder, Error> {
     ensure_root(g)?;
+    crate::signals::default_for_children();
     let pid_file = pid_file.map(absolute).transpose()?;
     let console_socket = console_socket.map(absolute).transpose()?;
     ContainerBuilder::new(id.to_string(), SyscallType::default())
@@ -130,8 +150,8 @@ fn create_container(g: &Global, a: &Create, detach: bool) -> Result<Container, E
     if dir.exists() {
         return Err(Error::Exists(a.id.clone()));
     }
-    let bundle = check_bundle(&a.bundle)?;
-    builder(
+    let (bundle, read_only) = check_bundle(&a.bundle)?;
+    let container = builder(
         g,
         &a.id,
         a.pid_file.as_deref(),
@@ -146,7 +166,8 @@ fn create_container(g: &Global, a: &Create, detach: bool) -> Result<Container, E
     .map_err(|e| match e {
         LibcontainerError::Exist => Error::Exists(a.id.clone()),
         e => Error::runtime("create")(e),
-    })
+    })?;
+    seal(container, &read_only)
 }
 
 /// `create`: the init process is left waiting for `start`.
@@ -184,7 +205,7 @@ pub fn run(g: &Global, a: &Run) -> Result<(), Error> {
         if dir.exists() {
             return Err(Error::Exists(c.id.clone()));
         }
-        let bundle = check_bundle(&c.bundle)?;
+        let (bundle, read_only) = check_bundle(&c.bundle)?;
         let mut b = builder(
             g,
             &c.id,
@@ -198,12 +219,14 @@ pub fn run(g: &Global, a: &Run) -> Result<(), Error> {
         if let Some(fd) = stdio.stderr.take() {
             b = b.with_stderr(fd);
         }
-        b.as_init(&bundle)
+        let container = b
+            .as_init(&bundle)
             .with_systemd(false)
             .with_detach(a.detach || c.console_socket.is_some())
             .with_no_pivot(c.no_pivot)
             .build()
-            .map_err(Error::runtime("create"))
+            .map_err(Error::runtime("create"))?;
+        seal(container, &read_only)
     })()?;
     let mut container = container;
     if let Err(e) = container.start() {

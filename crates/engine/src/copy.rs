@@ -325,7 +325,8 @@ impl Engine {
         // unpack refuses `..` and writes through no symlink it unpacked.
         archive
             .unpack(&target_dir)
-            .map_err(Error::io(format!("writing into {}", target_dir.display())))
+            .map_err(Error::io(format!("writing into {}", target_dir.display())))?;
+        make_special_files(&tar, &target_dir)
     }
 
     /// `docker cp HOSTPATH CONTAINER:PATH` (and `-` for a tar on stdin): unpacks safely
@@ -408,6 +409,47 @@ impl<R: Read> Read for Exact<R> {
         self.left -= n as u64;
         Ok(n)
     }
+}
+
+/// tar's unpack writes FIFOs and device nodes as empty regular files: each is made again as
+/// what it is, as `docker cp` copies it, in place of the file unpack left (at a path it
+/// judged inside `target_dir`).
+fn make_special_files(tar: &[u8], target_dir: &Path) -> Result<(), Error> {
+    use rustix::fs::FileType;
+    let ctx = || Error::io(format!("writing into {}", target_dir.display()));
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().map_err(ctx())? {
+        let entry = entry.map_err(ctx())?;
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Fifo => FileType::Fifo,
+            tar::EntryType::Char => FileType::CharacterDevice,
+            tar::EntryType::Block => FileType::BlockDevice,
+            _ => continue,
+        };
+        let path = entry.path().map_err(ctx())?;
+        if !path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
+            continue;
+        }
+        let dest = target_dir.join(&path);
+        if !std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_file()) {
+            continue;
+        }
+        std::fs::remove_file(&dest).map_err(ctx())?;
+        let dev = rustix::fs::makedev(
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
+        let mode = rustix::fs::Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
+        rustix::fs::mknodat(rustix::fs::CWD, &dest, kind, mode, dev)
+            .map_err(|e| Error::io(format!("making {}", dest.display()))(e.into()))?;
+    }
+    Ok(())
 }
 
 /// Packs a host file or tree into `tar` under `name` (its contents at the top when `None`),

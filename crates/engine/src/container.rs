@@ -654,7 +654,17 @@ impl Engine {
     /// the container, unmounts its root filesystem, and drops the runtime's state and
     /// cgroups, so `rm -f` always leaves nothing behind.
     pub fn reap_orphan(&self, record: &ContainerRecord) -> Result<(), Error> {
-        if let Some(pid) = record.pid.and_then(rustix::process::Pid::from_raw) {
+        // The recorded PID is the container's only while it is in the container's cgroup:
+        // after a reboot it may be any process's.
+        let in_container = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.contains(&record.id))
+        };
+        if let Some(pid) = record
+            .pid
+            .filter(|p| in_container(*p))
+            .and_then(rustix::process::Pid::from_raw)
+        {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             // The init is not our child: wait for it to vanish from /proc.
             for _ in 0..200 {
@@ -665,7 +675,7 @@ impl Engine {
             }
         }
         crate::rootfs::Layout::new(&self.dir(&record.id)).unmount()?;
-        self.detach_networks(record)?;
+        self.teardown_networks(record);
         let _ = std::fs::remove_dir_all(self.runtime_root().join(&record.id));
         let cgroups = Path::new("/sys/fs/cgroup");
         let mut dirs = vec![cgroups.join("berth").join(&record.id)];
@@ -698,6 +708,30 @@ impl Engine {
             first.get_or_insert(err.into());
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Removes what a killed monitor left of the container's networking (namespace, veths,
+    /// leases, port rules), so that a new start can make them again; nothing when it left
+    /// nothing (one stat).
+    pub fn clear_stale_networks(&self, record: &ContainerRecord) {
+        if berth_network::namespace_exists(&record.id) {
+            self.teardown_networks(record);
+        }
+    }
+
+    /// Takes the container off its networks deleting each veth itself (the namespace's end,
+    /// which destroys them too, is asynchronous in the kernel: a new start could find them),
+    /// then the namespace; best effort.
+    fn teardown_networks(&self, record: &ContainerRecord) {
+        for e in record.endpoints() {
+            if let Ok(bridge) = self
+                .network(&e.network)
+                .and_then(|d| self.network_bridge(&d))
+            {
+                let _ = bridge.teardown(&record.id);
+            }
+        }
+        let _ = berth_network::remove_namespace(&record.id);
     }
 
     /// Docker's default bridge network, with its state in this store.

@@ -24,7 +24,8 @@ pub enum Attach {
     Detached,
     /// Detached, but the container starts once a client attached (`run -it`, `start -a`).
     DetachedAfterAttach,
-    /// Foreground: the monitor shares the caller's stdio (`run` without `-d` or `-t`).
+    /// Foreground: the monitor copies the output to the caller's stdio (`run` without `-d`
+    /// or `-t`).
     Foreground,
 }
 
@@ -41,6 +42,26 @@ impl Engine {
         } else {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    /// The containers that `start --all` starts: every one whose monitor is gone and
+    /// whose restart policy is among `policies` (any policy when empty), except those with
+    /// `unless-stopped` that a user stopped. With `always` and `unless-stopped` this is what
+    /// Docker's daemon brings back when it starts with the machine; berth has no daemon,
+    /// so a boot-time unit runs it (`contrib/systemd/berth-restart.service`).
+    pub fn startable(&self, policies: &[String]) -> Result<Vec<ContainerRecord>, Error> {
+        let mut all = self.list()?;
+        all.retain(|r| {
+            let policy = match r.options.restart.name.as_str() {
+                "" => "no",
+                p => p,
+            };
+            !r.monitor_alive()
+                && (policies.is_empty() || policies.iter().any(|p| p == policy))
+                && !(policy == "unless-stopped" && self.stop_requested(&r.id))
+        });
+        all.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(all)
     }
 
     /// Forgets a `pause` (the monitor calls this when the container ends).
@@ -115,16 +136,26 @@ impl Engine {
     /// record if one does) and resets the record for a fresh start: the previous run's
     /// outcome must not be read as this one's.
     fn claim_start(&self, id: &str) -> Result<Option<ContainerRecord>, Error> {
-        let _lock = self.lock()?;
-        let mut r = self.load(id)?;
-        if r.monitor_alive() {
-            return Ok(Some(r));
+        let stale = {
+            let _lock = self.lock()?;
+            let mut r = self.load(id)?;
+            if r.monitor_alive() {
+                return Ok(Some(r));
+            }
+            // A monitor that died while its container ran (kill -9, a power loss) left the
+            // container's processes, mount, network and runtime state behind.
+            let stale = matches!(r.state, State::Running | State::Restarting).then(|| r.clone());
+            r.state = State::Created;
+            r.error = None;
+            r.restart_count = 0;
+            r.monitor_pid = None;
+            r.pid = None;
+            self.save(&r)?;
+            stale
+        };
+        if let Some(old) = stale {
+            self.reap_orphan(&old)?;
         }
-        r.state = State::Created;
-        r.error = None;
-        r.restart_count = 0;
-        r.monitor_pid = None;
-        self.save(&r)?;
         Ok(None)
     }
 

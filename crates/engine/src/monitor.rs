@@ -340,6 +340,9 @@ fn prepare_and_run(
     } else {
         None
     };
+    // A monitor killed with its container (kill -9, a power loss without a tmpfs /run)
+    // left the namespace and veths behind: they go first.
+    engine.clear_stale_networks(record);
     let attached = attach_networks(engine, record);
     let attached = match attached {
         Ok(a) => a,

@@ -68,6 +68,12 @@ pub fn namespace_name(id: &str) -> String {
     format!("berth-{}", short(id))
 }
 
+/// Whether container `id` has a network namespace: before its monitor attaches it, only
+/// the leftover of a monitor that was killed.
+pub fn namespace_exists(id: &str) -> bool {
+    Path::new(&format!("/run/netns/{}", namespace_name(id))).exists()
+}
+
 /// Deletes a container's network namespace once no network holds it (its interfaces go
 /// with it); a missing one is not an error.
 ///

@@ -46,7 +46,7 @@ mod ports;
 mod subnet;
 mod tool;
 
-pub use bridge::{namespace_name, remove_namespace, Attached, Bridge, Endpoint};
+pub use bridge::{namespace_exists, namespace_name, remove_namespace, Attached, Bridge, Endpoint};
 pub use ports::{parse_publish, PortMapping, Protocol};
 pub use subnet::Subnet;
 

@@ -203,6 +203,15 @@ impl Runtime {
     /// Creates and starts the container of `bundle`. Must be called from a single-threaded
     /// process (threads may be started once this returns).
     pub fn start(&self, id: &str, bundle: &Path, mut stdio: Stdio) -> Result<Running, Error> {
+        // The caller starts `id` anew: state left under its name is a dead run's, whose
+        // monitor was killed before it could delete it.
+        let stale = self.state_root.join(id);
+        if stale.exists() {
+            if let Ok(mut old) = Container::load(stale.clone()) {
+                let _ = old.delete(true);
+            }
+            let _ = std::fs::remove_dir_all(&stale);
+        }
         let console = stdio.console.is_some();
         let discarded = discard_pipes(&mut stdio);
         let mut container = self

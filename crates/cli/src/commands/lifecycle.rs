@@ -279,8 +279,16 @@ pub fn stop(app: &App, args: StopArgs) -> Result<(), Failure> {
 #[derive(Args)]
 pub struct StartArgs {
     /// CONTAINER...
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub containers: Vec<String>,
+    /// Start every container that is not running (as Podman's `start --all`); with
+    /// `--filter restart-policy=always --filter restart-policy=unless-stopped`, the ones
+    /// Docker's daemon would bring back at boot.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only containers with this restart policy (`restart-policy=NAME`).
+    #[arg(long, requires = "all")]
+    pub filter: Vec<String>,
     /// Attach STDOUT/STDERR and forward signals.
     #[arg(short, long)]
     pub attach: bool,
@@ -305,6 +313,36 @@ pub fn start(app: &App, args: StartArgs) -> Result<(), Failure> {
             Ok(None) => Ok(()),
             Err(e) => Err(start_failure(e)),
         };
+    }
+    if args.all {
+        let mut policies = Vec::new();
+        for f in &args.filter {
+            match f.split_once('=') {
+                Some(("restart-policy", p))
+                    if ["no", "always", "unless-stopped", "on-failure"].contains(&p) =>
+                {
+                    policies.push(p.to_string())
+                }
+                _ => {
+                    return Err(Failure {
+                        code: 125,
+                        message: format!("invalid filter {f:?}: only restart-policy=no|always|unless-stopped|on-failure is known"),
+                    })
+                }
+            }
+        }
+        let ids: Vec<String> = engine
+            .startable(&policies)
+            .map_err(daemon)?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        return each(&ids, |n| {
+            let r = engine.find(n).map_err(daemon)?;
+            engine.start_detached(&r.id).map_err(start_failure)?;
+            println!("{n}");
+            Ok(())
+        });
     }
     each(&args.containers, |n| {
         let r = engine.find(n).map_err(daemon)?;

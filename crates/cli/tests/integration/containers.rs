@@ -499,6 +499,102 @@ fn security_and_resource_flags() {
     assert_eq!(b.run(&["ps", "-aq"]).ok(), "");
 }
 
+/// After a power loss (monitors and containers killed, records left saying "running"),
+/// `start --all --filter restart-policy=…` — what `contrib/systemd/berth-restart.service`
+/// runs at boot — brings back what Docker's daemon would: `always`, and `unless-stopped`
+/// unless a user stopped it; not `no`, not the running ones.
+#[test]
+fn start_all_brings_back_restart_policies_after_a_reboot() {
+    let b = busybox();
+    let run = |name: &str, policy: &str| {
+        b.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok()
+        .trim()
+        .to_string()
+    };
+    let always = run("boot-always", "always");
+    let unless = run("boot-unless", "unless-stopped");
+    run("boot-stopped", "unless-stopped");
+    run("boot-no", "no");
+    b.run(&["stop", "-t", "0", "boot-stopped"]).ok();
+    let mut pids = Vec::new();
+    for name in ["boot-always", "boot-unless", "boot-no"] {
+        pids.push(
+            inspect(&b, name)["State"]["Pid"]
+                .as_i64()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let monitors = std::process::Command::new("pgrep")
+        .args(["-f", "container-monitor"])
+        .output()
+        .unwrap();
+    for m in String::from_utf8_lossy(&monitors.stdout).lines() {
+        let cmdline = std::fs::read_to_string(format!("/proc/{m}/cmdline")).unwrap_or_default();
+        if [&always, &unless]
+            .iter()
+            .any(|id| cmdline.contains(id.as_str()))
+            || cmdline.contains(b.root().to_str().unwrap())
+        {
+            pids.push(m.to_string());
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .arg("-9")
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if b.run(&["ps", "-q"]).ok().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.run(&["ps", "-q"]).ok(), "");
+    let started = b.run(&[
+        "start",
+        "--all",
+        "--filter",
+        "restart-policy=always",
+        "--filter",
+        "restart-policy=unless-stopped",
+    ]);
+    assert_eq!(started.ok(), "boot-always\nboot-unless\n");
+    let running = b.run(&["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = running.ok().lines().collect();
+    names.sort();
+    assert_eq!(names, ["boot-always", "boot-unless"]);
+    // Nothing is started twice; a bad filter is refused.
+    assert_eq!(
+        b.run(&["start", "--all", "--filter", "restart-policy=always"])
+            .ok(),
+        ""
+    );
+    b.run(&["start", "--all", "--filter", "status=exited"])
+        .fails(125, &["invalid filter"]);
+    b.run(&[
+        "rm",
+        "-f",
+        "boot-always",
+        "boot-unless",
+        "boot-stopped",
+        "boot-no",
+    ])
+    .ok();
+}
+
 #[test]
 fn restart_policies() {
     let b = busybox();

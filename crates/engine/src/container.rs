@@ -660,6 +660,19 @@ impl Engine {
             std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                 .is_ok_and(|c| c.contains(&record.id))
         };
+        // A frozen (paused) task does not die of SIGKILL: thaw first (v1 freezer, v2).
+        let cgroups = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::write(
+            cgroups
+                .join("freezer/berth")
+                .join(&record.id)
+                .join("freezer.state"),
+            "THAWED",
+        );
+        let _ = std::fs::write(
+            cgroups.join("berth").join(&record.id).join("cgroup.freeze"),
+            "0",
+        );
         if let Some(pid) = record
             .pid
             .filter(|p| in_container(*p))
@@ -677,7 +690,6 @@ impl Engine {
         crate::rootfs::Layout::new(&self.dir(&record.id)).unmount()?;
         self.teardown_networks(record);
         let _ = std::fs::remove_dir_all(self.runtime_root().join(&record.id));
-        let cgroups = Path::new("/sys/fs/cgroup");
         let mut dirs = vec![cgroups.join("berth").join(&record.id)];
         if let Ok(rd) = std::fs::read_dir(cgroups) {
             dirs.extend(

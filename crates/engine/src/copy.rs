@@ -415,9 +415,10 @@ impl<R: Read> Read for Exact<R> {
 /// what it is, as `docker cp` copies it, in place of the file unpack left (at a path it
 /// judged inside `target_dir`).
 fn make_special_files(tar: &[u8], target_dir: &Path) -> Result<(), Error> {
-    use rustix::fs::FileType;
+    use rustix::fs::{AtFlags, FileType};
     let ctx = || Error::io(format!("writing into {}", target_dir.display()));
     let mut archive = tar::Archive::new(tar);
+    let mut target = None;
     for entry in archive.entries().map_err(ctx())? {
         let entry = entry.map_err(ctx())?;
         let header = entry.header();
@@ -427,27 +428,50 @@ fn make_special_files(tar: &[u8], target_dir: &Path) -> Result<(), Error> {
             tar::EntryType::Block => FileType::BlockDevice,
             _ => continue,
         };
-        let path = entry.path().map_err(ctx())?;
-        if !path.components().all(|c| {
-            matches!(
-                c,
-                std::path::Component::Normal(_) | std::path::Component::CurDir
-            )
-        }) {
+        let path = entry.path().map_err(ctx())?.into_owned();
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        if target.is_none() {
+            target = Some(
+                rustix::fs::open(
+                    target_dir,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| ctx()(e.into()))?,
+            );
+        }
+        let Some(target) = &target else { continue };
+        // The parent as unpack left it, reached without following any link (a directory
+        // swapped for one since cannot send the node elsewhere).
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let Ok(dir) = rustix::fs::openat2(
+            target,
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        let is_file = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_file());
+        if !is_file {
             continue;
         }
-        let dest = target_dir.join(&path);
-        if !std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_file()) {
-            continue;
-        }
-        std::fs::remove_file(&dest).map_err(ctx())?;
+        let made = |e: rustix::io::Errno| Error::io(format!("making {}", path.display()))(e.into());
+        rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(made)?;
         let dev = rustix::fs::makedev(
             header.device_major().ok().flatten().unwrap_or(0),
             header.device_minor().ok().flatten().unwrap_or(0),
         );
-        let mode = rustix::fs::Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
-        rustix::fs::mknodat(rustix::fs::CWD, &dest, kind, mode, dev)
-            .map_err(|e| Error::io(format!("making {}", dest.display()))(e.into()))?;
+        let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
+        rustix::fs::mknodat(&dir, name, kind, mode, dev).map_err(made)?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ pub enum Attach {
     /// Detached, but the container starts once a client attached (`run -it`, `start -a`).
     DetachedAfterAttach,
     /// Foreground: the monitor copies the output to the caller's stdio (`run` without `-d`
-    /// or `-t`).
+    /// or `-t`); a build step's container writes to it directly.
     Foreground,
 }
 
@@ -44,9 +44,10 @@ impl Engine {
         }
     }
 
-    /// The containers that `start --all` starts: every one whose monitor is gone and
-    /// whose restart policy is among `policies` (any policy when empty), except those with
-    /// `unless-stopped` that a user stopped. With `always` and `unless-stopped` this is what
+    /// The containers that `start --all` starts: every one that ran before, whose monitor
+    /// is gone and whose restart policy is among `policies` (any policy when empty), except
+    /// those with `unless-stopped` that a user stopped. (Docker's daemon also restarts an
+    /// `on-failure` container whose last run failed; the boot unit leaves those out.) With `always` and `unless-stopped` this is what
     /// Docker's daemon brings back when it starts with the machine; berth has no daemon,
     /// so a boot-time unit runs it (`contrib/systemd/berth-restart.service`).
     pub fn startable(&self, policies: &[String]) -> Result<Vec<ContainerRecord>, Error> {
@@ -56,7 +57,11 @@ impl Engine {
                 "" => "no",
                 p => p,
             };
+            // Never started (Docker's daemon only brings back what ran before) and build
+            // steps' containers are not for it.
             !r.monitor_alive()
+                && r.started_at.is_some()
+                && !r.options.transient
                 && (policies.is_empty() || policies.iter().any(|p| p == policy))
                 && !(policy == "unless-stopped" && self.stop_requested(&r.id))
         });
@@ -136,26 +141,24 @@ impl Engine {
     /// record if one does) and resets the record for a fresh start: the previous run's
     /// outcome must not be read as this one's.
     fn claim_start(&self, id: &str) -> Result<Option<ContainerRecord>, Error> {
-        let stale = {
-            let _lock = self.lock()?;
-            let mut r = self.load(id)?;
-            if r.monitor_alive() {
-                return Ok(Some(r));
-            }
-            // A monitor that died while its container ran (kill -9, a power loss) left the
-            // container's processes, mount, network and runtime state behind.
-            let stale = matches!(r.state, State::Running | State::Restarting).then(|| r.clone());
-            r.state = State::Created;
-            r.error = None;
-            r.restart_count = 0;
-            r.monitor_pid = None;
-            r.pid = None;
-            self.save(&r)?;
-            stale
-        };
-        if let Some(old) = stale {
-            self.reap_orphan(&old)?;
+        let _lock = self.lock()?;
+        let mut r = self.load(id)?;
+        if r.monitor_alive() {
+            return Ok(Some(r));
         }
+        // A monitor that died while its container ran (kill -9, a power loss) left the
+        // container's processes, mount, network and runtime state behind: they go first,
+        // under the lock, so that no start racing this one sets up what the reaping removes.
+        if matches!(r.state, State::Running | State::Restarting) {
+            self.reap_orphan(&r)?;
+            self.clear_paused(id);
+        }
+        r.state = State::Created;
+        r.error = None;
+        r.restart_count = 0;
+        r.monitor_pid = None;
+        r.pid = None;
+        self.save(&r)?;
         Ok(None)
     }
 
@@ -233,14 +236,17 @@ impl Engine {
                 return Ok(r);
             }
             if let Some(status) = exited() {
-                // Died before writing anything; look once more in case it just did.
-                if self.load(id).is_ok_and(|r| r.state == State::Created) {
+                // Died before writing anything; look once more in case it just did. A
+                // monitor of a start racing this one may run it instead: wait for that one.
+                if self
+                    .load(id)
+                    .is_ok_and(|r| r.state == State::Created && !r.monitor_alive())
+                {
                     return Err(Error::StartFailed {
                         message: format!("container monitor exited with {status}"),
                         code: 125,
                     });
                 }
-                continue;
             }
             if std::time::Instant::now() > deadline {
                 return Err(Error::Invalid(format!(

@@ -54,7 +54,12 @@ impl StreamLog {
     }
 
     /// Also writes the output to `to` (a foreground `run`'s own stdout or stderr), as the
-    /// Docker CLI prints what it reads from an attached container.
+    /// Docker CLI prints what it reads from an attached container. The write blocks the
+    /// monitor's loop while the reader does not read, as a pipe would block the container
+    /// (`berth run … | sleep 100` holds the container's output too). Where Docker's CLI
+    /// would die of the reader going away and leave the container running, the stream is
+    /// closed, so the container sees EPIPE, as in a pipeline of its own; another write
+    /// error (a terminal hung up) only ends the echo.
     pub fn echo(mut self, to: Option<File>) -> StreamLog {
         self.echo = to;
         self

@@ -4,8 +4,9 @@
 //! It is a fresh re-exec of the `berth` binary (never a fork of the CLI, which may have
 //! threads), so the runtime's `clone3` happens in a single-threaded process, and it is the
 //! only process that changes a running container's state in its record (through
-//! [`Engine::update`], so a concurrent `rename` is not lost). In the foreground it uses the
-//! CLI's stdio; detached, it copies the container's output into the json-file log.
+//! [`Engine::update`], so a concurrent `rename` is not lost). It copies the container's
+//! output into the json-file log; in the foreground also to the CLI's stdout and stderr,
+//! which it inherits (a build step's container alone writes to them directly).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,10 @@ use crate::{Engine, Error, State};
 /// How the monitor connects the container's streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Streams {
-    /// The container uses the monitor's stdio (foreground `run` without `-t`).
+    /// Foreground `run` without `-t`: the output goes to the log and to the monitor's own
+    /// stdout and stderr (the CLI's), as `-a` says; stdin with `-i` is the monitor's. A build
+    /// step's container uses the monitor's stdio directly. (`-t` never comes this way: the
+    /// CLI attaches through the socket of a `LogAfterAttach` monitor.)
     Inherit,
     /// Output goes to the json-file log and to attached clients, stdin (with `-i`) and the
     /// terminal (with `-t`) come from them (`run -d`, `start`).
@@ -52,6 +56,7 @@ pub fn run(engine: &Engine, id: &str, streams: Streams) -> i32 {
     }
     match run_container(engine, id, streams) {
         Ok(Outcome::Exited(code)) => code,
+        Ok(Outcome::Superseded) => 0,
         Ok(Outcome::Restart { code, delay }) => {
             match engine.spawn_restart(id, delay) {
                 // Named in the record before this monitor ends: the container never looks
@@ -106,6 +111,8 @@ enum Outcome {
         /// The back-off before the next run.
         delay: std::time::Duration,
     },
+    /// Another monitor, started at the same moment, runs the container.
+    Superseded,
 }
 
 /// A detached monitor's stdout is the pipe `start` waits on (or /dev/null): one byte says
@@ -219,14 +226,24 @@ fn run_container(engine: &Engine, id: &str, streams: Streams) -> Result<Outcome,
     } = engine.images.info(&record.image_id)?;
     let layout = Layout::new(&engine.dir(id));
     let lowerdirs = engine.images.snapshots.lowerdirs(&top_chain_id)?;
-    // A restart finds the mount of the run before gone; a stale one (killed monitor) goes.
-    layout.unmount()?;
-    layout.mount(&lowerdirs, record.options.rm || record.options.transient)?;
+    // Two starts racing past `claim_start` spawn two monitors: the first to name itself in
+    // the record runs the container; the other touches nothing (not even the mount).
     let pid = std::process::id();
+    let mut superseded = false;
     record = engine.update(id, |r| {
+        if r.monitor_pid.is_some_and(|p| p != pid) && r.monitor_alive() {
+            superseded = true;
+            return;
+        }
         r.monitor_pid = Some(pid);
         r.error = None;
     })?;
+    if superseded {
+        return Ok(Outcome::Superseded);
+    }
+    // A restart finds the mount of the run before gone; a stale one (killed monitor) goes.
+    layout.unmount()?;
+    layout.mount(&lowerdirs, record.options.rm || record.options.transient)?;
     let started = std::time::Instant::now();
     let result = prepare_and_run(engine, &mut record, config, &layout, streams);
     // Whatever happened, the mount goes and the record says how it ended.
@@ -534,15 +551,11 @@ fn start_and_wait(
     let config_path = layout.bundle.join("config.json");
     spec.save(&config_path)
         .map_err(|e| Error::Invalid(format!("writing {}: {e}", config_path.display())))?;
+    let read_only_cgroups = berth_runtime::read_only_cgroup_mounts(&spec);
     // The monitor stays resident for the container's life: what setup used goes now.
     drop(spec);
-    let runtime = berth_runtime::Runtime::new(engine.runtime_root()).read_only_cgroups(
-        if options.privileged {
-            Vec::new()
-        } else {
-            vec![crate::spec::CGROUP_MOUNT.into()]
-        },
-    );
+    let runtime =
+        berth_runtime::Runtime::new(engine.runtime_root()).read_only_cgroups(read_only_cgroups);
     // Caught from before the clone, so a signal sent while the container starts is not lost.
     let proxy = match streams {
         Streams::Inherit => {

@@ -97,8 +97,8 @@ pub struct AttachStreams {
 }
 
 impl AttachStreams {
-    /// Docker's rule: the streams named by `-a` (any case), or else stdout and stderr, and
-    /// stdin with `-i`; none when detached.
+    /// Docker's rule: the streams named by `-a` (any case), or else stdout and stderr; stdin
+    /// with `-i` either way; none when detached.
     pub fn parse(values: &[String], interactive: bool, detached: bool) -> Result<Self, Error> {
         if values.is_empty() {
             return Ok(AttachStreams {
@@ -110,7 +110,11 @@ impl AttachStreams {
         if detached {
             return Err(invalid("Conflicting options: -a and -d"));
         }
-        let mut a = AttachStreams::default();
+        // `-i` attaches stdin whatever `-a` names, as Docker's CLI does.
+        let mut a = AttachStreams {
+            stdin: interactive,
+            ..Default::default()
+        };
         for v in values {
             match v.to_ascii_lowercase().as_str() {
                 "stdin" => a.stdin = true,

@@ -222,6 +222,20 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
         bind("hostname", "/etc/hostname"),
         bind("hosts", "/etc/hosts"),
     ];
+    // A user's mount at or below /sys/fs/cgroup (`-v /sys/fs/cgroup:/sys/fs/cgroup`, as for
+    // systemd in a container) takes that tree over: Docker's own mount (and its seal) goes.
+    let under_cgroup = |t: &str| Path::new(t).starts_with(CGROUP_MOUNT);
+    let mut user_targets = inputs
+        .mounts
+        .iter()
+        .map(|(_, t, _)| t.to_string())
+        .collect::<Vec<_>>();
+    for t in &options.tmpfs {
+        user_targets.push(crate::options::parse_tmpfs(t)?.0);
+    }
+    if user_targets.iter().any(|t| under_cgroup(t)) {
+        mounts.retain(|m| m["destination"] != CGROUP_MOUNT);
+    }
     for (source, target, read_only) in &inputs.mounts {
         let mut o = vec!["rbind", "rprivate"];
         if *read_only {

@@ -26,6 +26,7 @@ mod seal;
 mod signals;
 mod warm;
 
+pub use seal::read_only_cgroup_mounts;
 pub use warm::warm_cgroup_lock;
 
 use std::os::fd::OwnedFd;
@@ -168,8 +169,9 @@ impl Runtime {
         }
     }
 
-    /// Makes the `cgroup` mount at each of `destinations` read-only before the container
-    /// starts (the spec's `ro`, which libcontainer does not apply to them).
+    /// Makes the `cgroup` mount at each of `destinations` read-only, all the way down,
+    /// before the container starts: the spec's `ro`, which libcontainer applies on cgroup v2
+    /// but not to v1's tmpfs and controller mounts.
     pub fn read_only_cgroups(mut self, destinations: Vec<PathBuf>) -> Runtime {
         self.read_only_cgroups = destinations;
         self

@@ -16,7 +16,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use libcontainer::oci_spec::runtime::Spec;
 
 /// The destinations of the spec's `cgroup` mounts that ask to be read-only.
-pub(crate) fn read_only_cgroup_mounts(spec: &Spec) -> Vec<std::path::PathBuf> {
+pub fn read_only_cgroup_mounts(spec: &Spec) -> Vec<std::path::PathBuf> {
     spec.mounts()
         .iter()
         .flatten()
@@ -46,18 +46,20 @@ pub(crate) fn read_only_in(pid: i32, paths: &[std::path::PathBuf]) -> std::io::R
     }
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
     std::thread::scope(|s| {
-        s.spawn(|| -> std::io::Result<()> {
-            // A thread may change mount namespace once it no longer shares its root and
-            // cwd with the process; the process's own namespace is untouched.
-            unshare(CloneFlags::CLONE_FS)?;
-            setns(&ns, CloneFlags::CLONE_NEWNS)?;
-            for p in paths {
-                read_only_tree(p)?;
-            }
-            Ok(())
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("sealing thread panicked")))
+        std::thread::Builder::new()
+            .name("cgroup-seal".into())
+            .spawn_scoped(s, || -> std::io::Result<()> {
+                // A thread may change mount namespace once it no longer shares its root and
+                // cwd with the process; the process's own namespace is untouched.
+                unshare(CloneFlags::CLONE_FS)?;
+                setns(&ns, CloneFlags::CLONE_NEWNS)?;
+                for p in paths {
+                    read_only_tree(p)?;
+                }
+                Ok(())
+            })?
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("sealing thread panicked")))
     })
 }
 

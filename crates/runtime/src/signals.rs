@@ -2,7 +2,8 @@
 //!
 //! An ignored signal stays ignored across exec, and berth's own processes ignore two: Rust's
 //! runtime ignores SIGPIPE (a write to a closed pipe is then an error, not a death), and
-//! glibc's `posix_spawn` leaves its internal SIGRTMIN ignored in the monitor it starts. A
+//! glibc's `posix_spawn` leaves its internal signals (32 and 33) ignored in the monitor it
+//! starts. A
 //! container that inherited those behaved unlike Docker's: `yes | head -1` printed "Broken
 //! pipe" instead of ending quietly. A handler, unlike an ignore, is reset by exec, so SIGPIPE
 //! gets one that does nothing (this process still sees EPIPE) and every other ignored signal
@@ -12,6 +13,10 @@ use nix::libc;
 
 /// The kernel's `struct sigaction` (x86_64 and aarch64, both with `sa_restorer`), for the
 /// signals glibc's own `sigaction` refuses to touch (its internal 32 and 33).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "KernelSigaction's layout is x86_64's and aarch64's; check the kernel's for this one"
+);
 #[repr(C)]
 #[derive(Default)]
 struct KernelSigaction {
@@ -23,8 +28,9 @@ struct KernelSigaction {
 
 extern "C" fn ignore_quietly(_: libc::c_int) {}
 
-/// Gives every signal this process ignores a disposition that exec resets to the default.
-/// Call before the runtime clones a container's process.
+/// Gives every signal this process ignores a disposition that exec resets to the default;
+/// this process keeps it for good (SIGPIPE still only makes writes fail with EPIPE). Call
+/// before the runtime clones a container's process.
 pub(crate) fn default_for_children() {
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {

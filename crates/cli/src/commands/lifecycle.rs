@@ -284,7 +284,7 @@ pub struct StartArgs {
     /// Start every container that is not running (as Podman's `start --all`); with
     /// `--filter restart-policy=always --filter restart-policy=unless-stopped`, the ones
     /// Docker's daemon would bring back at boot.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["attach", "interactive"])]
     pub all: bool,
     /// With --all: only containers with this restart policy (`restart-policy=NAME`).
     #[arg(long, requires = "all")]

@@ -584,6 +584,22 @@ fn start_all_brings_back_restart_policies_after_a_reboot() {
     );
     b.run(&["start", "--all", "--filter", "status=exited"])
         .fails(125, &["invalid filter"]);
+    // Two starts at once (the boot unit and a user): one monitor runs the container, and
+    // neither start tears down what the other set up.
+    let racers: Vec<_> = (0..2)
+        .map(|_| b.cmd(&["start", "boot-no"]).spawn().unwrap())
+        .collect();
+    for mut r in racers {
+        assert!(r.wait().unwrap().success());
+    }
+    let no_id = inspect(&b, "boot-no")["Id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let monitors = std::process::Command::new("pgrep")
+        .args(["-fc", &format!("container-monitor.*{no_id}")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&monitors.stdout).trim(), "1");
+    assert_eq!(b.run(&["exec", "boot-no", "echo", "up"]).ok(), "up\n");
     b.run(&[
         "rm",
         "-f",

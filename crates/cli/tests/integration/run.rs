@@ -143,6 +143,18 @@ awk '$2 ~ "^/sys/fs/cgroup" {split($4, o, ","); print o[1]}' /proc/mounts | sort
         "awk '$2 ~ \"^/sys/fs/cgroup\" {split($4, o, \",\"); print o[1]}' /proc/mounts | sort -u",
     ]);
     assert_eq!(privileged.ok(), "rw\n");
+    // A user's mount there takes the tree over, writable as the user asked.
+    let own = b.run(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/sys/fs/cgroup",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /sys/fs/cgroup/mine && ls /sys/fs/cgroup",
+    ]);
+    assert_eq!(own.ok(), "mine\n");
 }
 
 #[test]
@@ -335,8 +347,13 @@ fn foreground_output_is_piped_logged_and_attached_by_a() {
         .ok();
     assert_eq!(attached("bg"), (Some(false), Some(false), Some(false)));
 
-    // With -i the caller's input still reaches the container.
+    // With -i the caller's input still reaches the container, whatever -a names.
     let echo = b.run_with_input(&["run", "--rm", "-i", "busybox", "cat"], b"fed\n");
+    assert_eq!(echo.ok(), "fed\n");
+    let echo = b.run_with_input(
+        &["run", "--rm", "-i", "-a", "stdout", "busybox", "cat"],
+        b"fed\n",
+    );
     assert_eq!(echo.ok(), "fed\n");
 
     // A reader that goes away ends the container's writes, as in a pipeline of its own.

@@ -25,11 +25,11 @@ fn step(results: &Path, name: &str) -> Run {
 
 /// The guest's script: `r NAME CMD…` runs one step and keeps its output for the asserts.
 const GUEST: &str = r#"
-B="$BERTH --root /tmp/store"
-mkdir -p /mnt/r
-r() { n=$1; shift; "$@" > /mnt/r/$n.out 2> /mnt/r/$n.err; echo $? > /mnt/r/$n.rc; }
-cat /proc/self/cgroup > /mnt/r/session.cgroup
-r load $B load -i /mnt/busybox.tar
+B="$BERTH --root /run/vm-store"
+mkdir -p /run/vm-share/r
+r() { n=$1; shift; "$@" > /run/vm-share/r/$n.out 2> /run/vm-share/r/$n.err; echo $? > /run/vm-share/r/$n.rc; }
+cat /proc/self/cgroup > /run/vm-share/r/session.cgroup
+r load $B load -i /run/vm-share/busybox.tar
 r limits $B run --rm --network none --memory 64m --memory-swap 96m --cpus 1.5 --cpu-shares 512 \
   --pids-limit 50 busybox sh -c 'cd /sys/fs/cgroup && cat memory.max memory.swap.max cpu.max cpu.weight pids.max /proc/self/cgroup'
 r defaults $B run --rm --network none busybox sh -c \
@@ -42,7 +42,7 @@ r oom_state $B inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' hog
 r calm $B run --network none --name calm busybox true
 r calm_state $B inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' calm
 r detached $B run -d --network none --name svc --memory 48m --cpus 0.5 busybox sleep 300
-ID=$(cat /mnt/r/detached.out)
+ID=$(cat /run/vm-share/r/detached.out)
 r host_view sh -c "cd /sys/fs/cgroup/berth/$ID && cat memory.max cpu.max"
 r exec $B exec svc cat /proc/self/cgroup
 r top $B top svc
@@ -55,7 +55,7 @@ r thawed cat /sys/fs/cgroup/berth/$ID/cgroup.freeze
 r rm $B rm -f svc
 r gone test ! -e /sys/fs/cgroup/berth/$ID
 r orphan $B run -d --network none --name orphan busybox sleep 300
-ORPHAN=$(cat /mnt/r/orphan.out)
+ORPHAN=$(cat /run/vm-share/r/orphan.out)
 pkill -9 -f "container-monitor.*$ORPHAN"
 r orphan_alive grep -q . /sys/fs/cgroup/berth/$ORPHAN/cgroup.procs
 r orphan_rm $B rm -f orphan

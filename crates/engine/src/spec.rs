@@ -225,15 +225,13 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
     // A user's mount at or below /sys/fs/cgroup (`-v /sys/fs/cgroup:/sys/fs/cgroup`, as for
     // systemd in a container) takes that tree over: Docker's own mount (and its seal) goes.
     let under_cgroup = |t: &str| Path::new(t).starts_with(CGROUP_MOUNT);
-    let mut user_targets = inputs
-        .mounts
+    let tmpfs = options
+        .tmpfs
         .iter()
-        .map(|(_, t, _)| t.to_string())
-        .collect::<Vec<_>>();
-    for t in &options.tmpfs {
-        user_targets.push(crate::options::parse_tmpfs(t)?.0);
-    }
-    if user_targets.iter().any(|t| under_cgroup(t)) {
+        .map(|t| crate::options::parse_tmpfs(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut user_targets = inputs.mounts.iter().map(|(_, t, _)| t.as_str());
+    if user_targets.any(under_cgroup) || tmpfs.iter().any(|(t, _)| under_cgroup(t)) {
         mounts.retain(|m| m["destination"] != CGROUP_MOUNT);
     }
     for (source, target, read_only) in &inputs.mounts {
@@ -243,8 +241,7 @@ pub fn build(options: &RunOptions, inputs: &SpecInputs) -> Result<Spec, Error> {
         }
         mounts.push(json!({"destination": target, "type": "bind", "source": source, "options": o}));
     }
-    for t in &options.tmpfs {
-        let (path, o) = crate::options::parse_tmpfs(t)?;
+    for (path, o) in tmpfs {
         mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
     let mut args = inputs.args.clone();

@@ -584,6 +584,8 @@ fn start_all_brings_back_restart_policies_after_a_reboot() {
     );
     b.run(&["start", "--all", "--filter", "status=exited"])
         .fails(125, &["invalid filter"]);
+    b.run(&["start", "--all", "-a"])
+        .fails(125, &["'--all' cannot be used with '--attach'"]);
     // Two starts at once (the boot unit and a user): one monitor runs the container, and
     // neither start tears down what the other set up.
     let racers: Vec<_> = (0..2)
